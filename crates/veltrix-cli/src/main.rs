@@ -1,1 +1,79 @@
-fn main() {}
+//! The `veltrix` binary: parses arguments, runs one subcommand, maps the
+//! outcome to an exit code.
+//!
+//! Exit codes: 0 success; 1 the input was examined and found wanting
+//! (invalid configuration, failing test case); 2 the command could not run
+//! (unreadable file, bad arguments).
+
+mod cases;
+mod cmd;
+mod load;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "veltrix", version, about = "Veltrix: a real-time treasure-hunt engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration (file or directory of *.toml); exit 1 with diagnostics when invalid.
+    Check {
+        config: PathBuf,
+        /// Print diagnostics as JSON instead of annotated source.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process an NDJSON file of events offline with the server's engine and write the state dump.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        /// Where to write the state dump (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Acceptance time for events without `ts` (RFC 3339 or ms); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Number of partitions (results do not depend on it).
+        #[arg(long, default_value_t = 1)]
+        partitions: usize,
+    },
+    /// Run configuration test cases; prints a line per case and a summary; exit 1 on failure.
+    Test {
+        config: PathBuf,
+        /// Case files (TOML). Default: every *.toml under a `tests` folder beside the configuration.
+        cases: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the configuration format (for editors).
+    Schema,
+    /// Print the answer_sha256 of an answer (normalized: trimmed, lowercased, spaces collapsed).
+    HashAnswer { answer: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config, json } => cmd::check(&config, json),
+        Command::Run { config, events, out, now, partitions } => {
+            cmd::run(&config, &events, out.as_deref(), now.as_deref(), partitions)
+        }
+        Command::Test { config, cases } => cmd::test(&config, &cases),
+        Command::Schema => cmd::schema(),
+        Command::HashAnswer { answer } => cmd::hash_answer(&answer),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

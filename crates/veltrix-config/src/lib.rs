@@ -1,1 +1,16 @@
-//! Placeholder; filled in by its owner.
+//! Veltrix configuration: TOML sources in, a checked [`Config`] or every
+//! diagnostic out. The crate takes `(name, text)` pairs and never touches the
+//! filesystem; callers read the files.
+
+mod compile;
+mod diag;
+mod model;
+mod puzzle;
+mod schema;
+mod walk;
+
+pub use compile::{answer_sha256_of, compile, normalize_answer};
+pub use diag::{Diagnostic, Severity, Source, line_column};
+pub use model::*;
+pub use schema::json_schema;
+pub use veltrix_expr;

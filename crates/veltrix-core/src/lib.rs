@@ -1,1 +1,20 @@
-//! Placeholder; filled in by its owner.
+//! The deterministic Veltrix engine: events and a configuration in, state and
+//! grants out. No I/O and no clock: event time comes in with each event and
+//! log positions with each record, so replaying a log gives the same state,
+//! bit for bit.
+
+pub mod boards;
+pub mod dump;
+pub mod engine;
+pub mod event;
+pub mod grant;
+pub mod partition;
+pub mod plan;
+pub mod player;
+mod puzzles;
+pub mod windows;
+
+pub use engine::{Counts, Engine, Ingest, Record, Rejection, Submission, ndjson_lines, partition_of, run_ndjson};
+pub use event::{Event, EventError, FieldValue, parse_event};
+pub use plan::Plan;
+pub use veltrix_config;

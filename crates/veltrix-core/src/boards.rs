@@ -1,0 +1,90 @@
+//! Leaderboards: one order-statistic board per (leaderboard, period bucket).
+//! A board's key includes the log position at which the player reached their
+//! score, so the result does not depend on the order in which partitions
+//! report their grants — only on each player's own grants, which one
+//! partition applies in log order.
+
+use crate::grant::Grant;
+use crate::windows::period_index;
+use std::collections::{BTreeMap, HashMap};
+use veltrix_config::veltrix_expr::Period as ExprPeriod;
+use veltrix_config::{Config, Period};
+use veltrix_rank::{Board, Row};
+
+#[derive(Clone, Debug, Default)]
+pub struct Boards {
+    /// Per configured leaderboard: bucket → board. `All` uses bucket 0.
+    pub boards: Vec<BTreeMap<i64, Board>>,
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+/// A leaderboard row with the player's name.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NamedRow {
+    pub rank: u64,
+    pub player: String,
+    pub score: i64,
+}
+
+pub fn bucket_of(period: Period, ts: i64) -> i64 {
+    match period {
+        Period::All => 0,
+        Period::Day => period_index(ts, ExprPeriod::Day),
+        Period::Week => period_index(ts, ExprPeriod::Week),
+    }
+}
+
+impl Boards {
+    pub fn new(config: &Config) -> Boards {
+        Boards {
+            boards: vec![BTreeMap::new(); config.leaderboards.len()],
+            ..Boards::default()
+        }
+    }
+
+    fn intern(&mut self, player: &str) -> u32 {
+        if let Some(&id) = self.ids.get(player) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(player.into());
+        self.ids.insert(player.into(), id);
+        id
+    }
+
+    pub fn player_id(&self, player: &str) -> Option<u32> {
+        self.ids.get(player).copied()
+    }
+
+    /// Adds a grant's points to every leaderboard it counts toward.
+    pub fn record(&mut self, config: &Config, grant: &Grant) {
+        if grant.points <= 0 {
+            return;
+        }
+        let mut id = None;
+        for (index, board) in config.leaderboards.iter().enumerate() {
+            if board.hunt.is_some() && board.hunt != grant.cause.hunt() {
+                continue;
+            }
+            let player = *id.get_or_insert_with(|| self.intern(&grant.player));
+            let bucket = bucket_of(board.period, grant.ts);
+            self.boards[index]
+                .entry(bucket)
+                .or_default()
+                .add(player, grant.points, grant.seq);
+        }
+    }
+
+    pub fn board(&self, leaderboard: usize, bucket: i64) -> Option<&Board> {
+        self.boards.get(leaderboard)?.get(&bucket)
+    }
+
+    pub fn named(&self, row: Row) -> NamedRow {
+        NamedRow {
+            rank: row.rank,
+            player: self.names[row.player as usize].to_string(),
+            score: row.score,
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The single-threaded engine: partitions, global claims and leaderboards,
+//! applying records in log order. The server and `veltrix run` both use it;
+//! `parallel` drives the same partitions from several threads.
+
+use crate::boards::Boards;
+use crate::event::{Event, parse_event};
+use crate::partition::{Claims, CountingClaims, Effect, Partition, SpendOutcome};
+use crate::plan::Plan;
+use std::collections::HashSet;
+use std::sync::Arc;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The stable partition of a player: xxh3 of the name, never std's hasher,
+/// so the mapping is the same on every machine and version.
+pub fn partition_of(player: &str, partitions: usize) -> usize {
+    debug_assert!(partitions > 0);
+    (xxh3_64(player.as_bytes()) % partitions as u64) as usize
+}
+
+/// A record of the log, as the engine applies it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    Event(Event),
+    Spend {
+        player: Box<str>,
+        currency: u16,
+        amount: i64,
+        key: Box<str>,
+    },
+}
+
+pub struct Engine {
+    pub plan: Arc<Plan>,
+    pub partitions: Vec<Partition>,
+    pub claims: CountingClaims,
+    pub boards: Boards,
+    /// Greatest event time of any applied event (for period leaderboards).
+    pub max_ts: Option<i64>,
+    pub last_seq: u64,
+    effects: Vec<Effect>,
+}
+
+impl Engine {
+    pub fn new(plan: Arc<Plan>, partitions: usize) -> Engine {
+        assert!(partitions > 0, "at least one partition");
+        Engine {
+            boards: Boards::new(&plan.config),
+            plan,
+            partitions: vec![Partition::default(); partitions],
+            claims: CountingClaims::default(),
+            max_ts: None,
+            last_seq: 0,
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn partition_of(&self, player: &str) -> usize {
+        partition_of(player, self.partitions.len())
+    }
+
+    /// Applies one accepted event at log position `seq`.
+    pub fn apply_event(&mut self, seq: u64, event: &Event) -> &[Effect] {
+        assert!(seq > self.last_seq, "records must be applied in log order");
+        self.last_seq = seq;
+        self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
+        let p = self.partition_of(&event.player);
+        self.effects.clear();
+        self.partitions[p].apply_event(&self.plan, event, seq, &mut self.claims as &mut dyn Claims, &mut self.effects);
+        for effect in &self.effects {
+            if let Effect::Granted(index) = effect {
+                self.boards.record(&self.plan.config, &self.partitions[p].grants[*index]);
+            }
+        }
+        &self.effects
+    }
+
+    pub fn apply_spend(&mut self, seq: u64, player: &str, currency: u16, amount: i64, key: &str) -> SpendOutcome {
+        assert!(seq > self.last_seq, "records must be applied in log order");
+        self.last_seq = seq;
+        let p = self.partition_of(player);
+        self.partitions[p].apply_spend(player, currency, amount, key, seq)
+    }
+
+    pub fn apply(&mut self, seq: u64, record: &Record) {
+        match record {
+            Record::Event(event) => {
+                self.apply_event(seq, event);
+            }
+            Record::Spend { player, currency, amount, key } => {
+                self.apply_spend(seq, player, *currency, *amount, key);
+            }
+        }
+    }
+
+    pub fn player(&self, name: &str) -> Option<&crate::player::PlayerState> {
+        self.partitions[self.partition_of(name)].player(name)
+    }
+}
+
+/// Submitted-event counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+/// A rejected event as kept in the dead-letter list.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// 1-based line (offline runs) or submission position (server).
+    pub line: u64,
+    pub id: Option<String>,
+    pub error: String,
+}
+
+/// What happened to one submitted event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Submission {
+    Accepted { seq: u64, event: Event },
+    Duplicate { id: String },
+    Rejected(Rejection),
+}
+
+/// Validation, deduplication and sequencing: everything between bytes and
+/// the log. Dedup is global (an id is a duplicate whatever player it names),
+/// so it lives here, before events are split by player.
+#[derive(Default)]
+pub struct Ingest {
+    seen: HashSet<Box<str>>,
+    pub counts: Counts,
+    pub rejected: Vec<Rejection>,
+    pub next_seq: u64,
+}
+
+impl Ingest {
+    pub fn new() -> Ingest {
+        Ingest { next_seq: 1, ..Ingest::default() }
+    }
+
+    /// Validates one JSON event. `line` locates it for error reports;
+    /// `accept_time_ms` becomes its `ts` when it has none.
+    pub fn submit(&mut self, plan: &Plan, bytes: &[u8], line: u64, accept_time_ms: i64) -> Submission {
+        let parsed = parse_event(&plan.config, bytes, accept_time_ms);
+        if let Some(id) = &parsed.id
+            && self.seen.contains(id.as_str())
+        {
+            self.counts.duplicates += 1;
+            return Submission::Duplicate { id: id.clone() };
+        }
+        match parsed.result {
+            Ok(event) => {
+                self.seen.insert(event.id.clone());
+                self.counts.accepted += 1;
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                Submission::Accepted { seq, event }
+            }
+            Err(error) => {
+                self.counts.rejected += 1;
+                let rejection = Rejection { line, id: error.id, error: error.message };
+                self.rejected.push(rejection.clone());
+                Submission::Rejected(rejection)
+            }
+        }
+    }
+
+    /// Marks an id as accepted when rebuilding from the log.
+    pub fn remember(&mut self, id: &str, seq: u64) {
+        self.seen.insert(id.into());
+        self.counts.accepted += 1;
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    pub fn is_known(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+}
+
+/// Splits NDJSON into (1-based line number, line) pairs, skipping blank lines.
+pub fn ndjson_lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut start = 0;
+    let mut line = 0u64;
+    std::iter::from_fn(move || {
+        while start < bytes.len() {
+            line += 1;
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+            let mut text = &bytes[start..end];
+            start = end + 1;
+            if text.last() == Some(&b'\r') {
+                text = &text[..text.len() - 1];
+            }
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Some((line, text));
+        }
+        None
+    })
+}
+
+/// Runs a whole NDJSON file through ingest and the engine: `veltrix run`.
+pub fn run_ndjson(plan: Arc<Plan>, bytes: &[u8], accept_time_ms: i64, partitions: usize) -> (Ingest, Engine) {
+    let mut ingest = Ingest::new();
+    let mut engine = Engine::new(plan.clone(), partitions);
+    for (line, text) in ndjson_lines(bytes) {
+        if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, accept_time_ms) {
+            engine.apply_event(seq, &event);
+        }
+    }
+    (ingest, engine)
+}

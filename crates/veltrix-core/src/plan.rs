@@ -1,0 +1,88 @@
+//! Per-configuration tables computed once, so the per-event path does no name
+//! lookups and no string formatting.
+
+use crate::windows::Tracking;
+use std::sync::Arc;
+use veltrix_config::{Config, HuntId, StageKind};
+
+#[derive(Debug)]
+pub struct Plan {
+    pub config: Arc<Config>,
+    pub tracking: Tracking,
+    /// For each event type, the rules it triggers, in configuration order.
+    pub rules_by_type: Vec<Vec<u16>>,
+    /// For each event type, the hunts with a stage it may advance.
+    pub hunts_by_type: Vec<Vec<HuntId>>,
+    /// Event types that are earlier steps of some sequence rule: rule ids.
+    pub sequence_steps_by_type: Vec<Vec<u16>>,
+    pub rule_sources: Vec<Arc<str>>,
+    pub stage_sources: Vec<Vec<Arc<str>>>,
+    pub first_finder_sources: Vec<Vec<Arc<str>>>,
+    pub completion_sources: Vec<Arc<str>>,
+    pub prize_sources: Vec<Arc<str>>,
+    /// Server secret for generated puzzles.
+    pub puzzle_secret: Arc<[u8]>,
+}
+
+impl Plan {
+    pub fn new(config: Arc<Config>) -> Plan {
+        Plan::with_secret(config, Arc::from(&b"veltrix-default-puzzle-secret"[..]))
+    }
+
+    pub fn with_secret(config: Arc<Config>, puzzle_secret: Arc<[u8]>) -> Plan {
+        let types = config.event_types.len();
+        let mut rules_by_type = vec![Vec::new(); types];
+        let mut sequence_steps_by_type = vec![Vec::new(); types];
+        for (index, rule) in config.rules.iter().enumerate() {
+            rules_by_type[rule.trigger.event_type() as usize].push(index as u16);
+            if let veltrix_config::Trigger::Sequence { steps, .. } = &rule.trigger {
+                for &step in &steps[..steps.len() - 1] {
+                    let list: &mut Vec<u16> = &mut sequence_steps_by_type[step as usize];
+                    if !list.contains(&(index as u16)) {
+                        list.push(index as u16);
+                    }
+                }
+            }
+        }
+        let mut hunts_by_type = vec![Vec::new(); types];
+        for (h, hunt) in config.hunts.iter().enumerate() {
+            for stage in &hunt.stages {
+                let on = match &stage.kind {
+                    StageKind::Solve { on, .. } | StageKind::Collect { on, .. } => *on,
+                    StageKind::Answer { .. } | StageKind::Puzzle(_) => config.answer_type,
+                };
+                let list: &mut Vec<HuntId> = &mut hunts_by_type[on as usize];
+                if !list.contains(&(h as HuntId)) {
+                    list.push(h as HuntId);
+                }
+            }
+        }
+        let source = |s: String| -> Arc<str> { Arc::from(s) };
+        Plan {
+            tracking: Tracking::for_config(&config),
+            rules_by_type,
+            hunts_by_type,
+            sequence_steps_by_type,
+            rule_sources: config.rules.iter().map(|r| source(format!("rule:{}", r.name))).collect(),
+            stage_sources: config
+                .hunts
+                .iter()
+                .map(|h| h.stages.iter().map(|s| source(format!("hunt:{}:{}", h.name, s.id))).collect())
+                .collect(),
+            first_finder_sources: config
+                .hunts
+                .iter()
+                .map(|h| {
+                    h.stages
+                        .iter()
+                        .map(|s| source(format!("hunt:{}:{}:first_finder", h.name, s.id)))
+                        .collect()
+                })
+                .collect(),
+            completion_sources: config.hunts.iter().map(|h| source(format!("hunt:{}:completion", h.name))).collect(),
+            prize_sources: config.hunts.iter().map(|h| source(format!("hunt:{}:prize", h.name))).collect(),
+            puzzle_secret,
+            config,
+        }
+    }
+}
