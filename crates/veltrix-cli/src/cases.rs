@@ -17,7 +17,15 @@ pub struct Case {
     pub expect: Map<String, Value>,
 }
 
-const CASE_KEYS: [&str; 7] = ["name", "events", "events_ndjson", "events_file", "now", "partitions", "expect"];
+const CASE_KEYS: [&str; 7] = [
+    "name",
+    "events",
+    "events_ndjson",
+    "events_file",
+    "now",
+    "partitions",
+    "expect",
+];
 const EXPECT_KEYS: [&str; 5] = ["counts", "players", "grants", "leaderboards", "rejected"];
 
 pub fn parse_suite(text: &str, file: &Path) -> Result<Vec<Case>> {
@@ -33,7 +41,9 @@ pub fn parse_suite(text: &str, file: &Path) -> Result<Vec<Case>> {
     let mut out = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         let case = to_json(case);
-        let Value::Object(case) = case else { bail!("case[{index}] is not a table") };
+        let Value::Object(case) = case else {
+            bail!("case[{index}] is not a table")
+        };
         out.push(parse_case(case, index, file).with_context(|| format!("case[{index}]"))?);
     }
     Ok(out)
@@ -42,27 +52,41 @@ pub fn parse_suite(text: &str, file: &Path) -> Result<Vec<Case>> {
 fn parse_case(case: Map<String, Value>, index: usize, file: &Path) -> Result<Case> {
     for key in case.keys() {
         if !CASE_KEYS.contains(&key.as_str()) {
-            bail!("unknown key \"{key}\" (a case has {})", CASE_KEYS.join(", "));
+            bail!(
+                "unknown key \"{key}\" (a case has {})",
+                CASE_KEYS.join(", ")
+            );
         }
     }
-    let name = case.get("name").and_then(Value::as_str).map_or_else(|| format!("case {}", index + 1), str::to_string);
+    let name = case
+        .get("name")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("case {}", index + 1), str::to_string);
     let mut ndjson = Vec::new();
     if let Some(events) = case.get("events") {
-        let Value::Array(events) = events else { bail!("events must be an array of event tables") };
+        let Value::Array(events) = events else {
+            bail!("events must be an array of event tables")
+        };
         for event in events {
             ndjson.extend(serde_json::to_vec(event)?);
             ndjson.push(b'\n');
         }
     }
     if let Some(text) = case.get("events_ndjson") {
-        let Value::String(text) = text else { bail!("events_ndjson must be a string") };
+        let Value::String(text) = text else {
+            bail!("events_ndjson must be a string")
+        };
         ndjson.extend(text.as_bytes());
         ndjson.push(b'\n');
     }
     if let Some(path) = case.get("events_file") {
-        let Value::String(path) = path else { bail!("events_file must be a string") };
+        let Value::String(path) = path else {
+            bail!("events_file must be a string")
+        };
         let full = file.parent().unwrap_or(Path::new(".")).join(path);
-        ndjson.extend(std::fs::read(&full).with_context(|| format!("cannot read {}", full.display()))?);
+        ndjson.extend(
+            std::fs::read(&full).with_context(|| format!("cannot read {}", full.display()))?,
+        );
         ndjson.push(b'\n');
     }
     let now = match case.get("now") {
@@ -73,7 +97,10 @@ fn parse_case(case: Map<String, Value>, index: usize, file: &Path) -> Result<Cas
     };
     let partitions = match case.get("partitions") {
         None => 1,
-        Some(v) => v.as_u64().filter(|n| (1..=1024).contains(n)).context("partitions must be from 1 to 1024")? as usize,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=1024).contains(n))
+            .context("partitions must be from 1 to 1024")? as usize,
     };
     let expect = match case.get("expect") {
         Some(Value::Object(e)) => e.clone(),
@@ -82,10 +109,19 @@ fn parse_case(case: Map<String, Value>, index: usize, file: &Path) -> Result<Cas
     };
     for key in expect.keys() {
         if !EXPECT_KEYS.contains(&key.as_str()) {
-            bail!("unknown expectation \"{key}\" (expect has {})", EXPECT_KEYS.join(", "));
+            bail!(
+                "unknown expectation \"{key}\" (expect has {})",
+                EXPECT_KEYS.join(", ")
+            );
         }
     }
-    Ok(Case { name, ndjson, now, partitions, expect })
+    Ok(Case {
+        name,
+        ndjson,
+        now,
+        partitions,
+        expect,
+    })
 }
 
 fn to_json(value: &toml::Value) -> Value {
@@ -96,7 +132,9 @@ fn to_json(value: &toml::Value) -> Value {
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.iter().map(to_json).collect()),
-        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
     }
 }
 
@@ -108,7 +146,11 @@ pub fn run_case(plan: &Arc<Plan>, case: &Case) -> Vec<String> {
     let actual = serde_json::to_value(&state).expect("dump serializes");
     let mut failures = Vec::new();
     for (key, expected) in &case.expect {
-        let actual_key = if key == "counts" { "events" } else { key.as_str() };
+        let actual_key = if key == "counts" {
+            "events"
+        } else {
+            key.as_str()
+        };
         let got = actual.get(actual_key).unwrap_or(&Value::Null);
         match key.as_str() {
             // Only the players and boards named are checked.
@@ -146,7 +188,9 @@ fn compare(expected: &Value, actual: &Value, path: &str, failures: &mut Vec<Stri
                     && let (Value::String(w), Value::String(h)) = (w, h)
                 {
                     if !h.contains(w.as_str()) {
-                        failures.push(format!("{child}: expected a message containing {w:?}, got {h:?}"));
+                        failures.push(format!(
+                            "{child}: expected a message containing {w:?}, got {h:?}"
+                        ));
                     }
                     continue;
                 }
@@ -187,5 +231,9 @@ fn is_empty(v: &Value) -> bool {
 
 fn short(v: &Value) -> String {
     let text = v.to_string();
-    if text.len() > 300 { format!("{}…", &text[..text.floor_char_boundary(300)]) } else { text }
+    if text.len() > 300 {
+        format!("{}…", &text[..text.floor_char_boundary(300)])
+    } else {
+        text
+    }
 }

@@ -14,7 +14,10 @@ pub fn check(path: &Path, json: bool) -> Result<ExitCode> {
     match veltrix_config::compile(&sources) {
         Ok(config) => {
             if json {
-                println!("{}", serde_json::json!({"valid": true, "version": config.version, "diagnostics": []}));
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "version": config.version, "diagnostics": []})
+                );
             } else {
                 println!(
                     "ok: {} is valid (version {}): {} event types, {} currencies, {} rules, {} hunts, {} leaderboards, {} views",
@@ -32,10 +35,17 @@ pub fn check(path: &Path, json: bool) -> Result<ExitCode> {
         }
         Err(diagnostics) => {
             if json {
-                println!("{}", serde_json::json!({"valid": false, "diagnostics": diagnostics}));
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": false, "diagnostics": diagnostics})
+                );
             } else {
                 eprint!("{}", crate::render::render(&sources, &diagnostics));
-                eprintln!("error: {} is invalid: {} errors", path.display(), count_errors(&diagnostics));
+                eprintln!(
+                    "error: {} is invalid: {} errors",
+                    path.display(),
+                    count_errors(&diagnostics)
+                );
             }
             Ok(ExitCode::from(1))
         }
@@ -46,7 +56,9 @@ pub fn parse_time(text: &str) -> Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    let ts: jiff::Timestamp = text.parse().with_context(|| format!("invalid time \"{text}\": expected RFC 3339 or integer ms"))?;
+    let ts: jiff::Timestamp = text
+        .parse()
+        .with_context(|| format!("invalid time \"{text}\": expected RFC 3339 or integer ms"))?;
     Ok(ts.as_millisecond())
 }
 
@@ -54,12 +66,19 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-pub fn run(config: &Path, events: &Path, out: Option<&Path>, now: Option<&str>, partitions: usize) -> Result<ExitCode> {
+pub fn run(
+    config: &Path,
+    events: &Path,
+    out: Option<&Path>,
+    now: Option<&str>,
+    partitions: usize,
+) -> Result<ExitCode> {
     if partitions == 0 || partitions > 1024 {
         bail!("--partitions must be from 1 to 1024");
     }
     let config = load_config(config)?;
-    let bytes = std::fs::read(events).with_context(|| format!("cannot read events {}", events.display()))?;
+    let bytes = std::fs::read(events)
+        .with_context(|| format!("cannot read events {}", events.display()))?;
     let accept_time = match now {
         Some(text) => parse_time(text)?,
         None => now_ms(),
@@ -70,7 +89,8 @@ pub fn run(config: &Path, events: &Path, out: Option<&Path>, now: Option<&str>, 
     let text = state.to_json_pretty();
     match out {
         Some(path) => {
-            std::fs::write(path, format!("{text}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, format!("{text}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
             let mut stdout = std::io::stdout().lock();
@@ -85,20 +105,27 @@ pub fn run(config: &Path, events: &Path, out: Option<&Path>, now: Option<&str>, 
         ingest.counts.rejected,
         state.players.len(),
         state.grants.len(),
-        out.map(|p| format!("; wrote {}", p.display())).unwrap_or_default()
+        out.map(|p| format!("; wrote {}", p.display()))
+            .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn test(config_path: &Path, cases: &[PathBuf]) -> Result<ExitCode> {
     let config = load_config(config_path)?;
-    let files = if cases.is_empty() { default_cases(config_path)? } else { cases.to_vec() };
+    let files = if cases.is_empty() {
+        default_cases(config_path)?
+    } else {
+        cases.to_vec()
+    };
     let plan = Arc::new(Plan::new(config));
     let mut passed = 0;
     let mut failed = 0;
     for file in &files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let suite = crate::cases::parse_suite(&text, file).with_context(|| format!("invalid case file {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let suite = crate::cases::parse_suite(&text, file)
+            .with_context(|| format!("invalid case file {}", file.display()))?;
         for case in &suite {
             let failures = crate::cases::run_case(&plan, case);
             if failures.is_empty() {
@@ -114,11 +141,19 @@ pub fn test(config_path: &Path, cases: &[PathBuf]) -> Result<ExitCode> {
         }
     }
     println!("cases: {passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn default_cases(config: &Path) -> Result<Vec<PathBuf>> {
-    let base = if config.is_dir() { config.to_path_buf() } else { config.parent().unwrap_or(Path::new(".")).to_path_buf() };
+    let base = if config.is_dir() {
+        config.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
     let dir = base.join("tests");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("no case files given and cannot read {}", dir.display()))?
@@ -127,13 +162,19 @@ fn default_cases(config: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("no case files given and {} holds no *.toml files", dir.display());
+        bail!(
+            "no case files given and {} holds no *.toml files",
+            dir.display()
+        );
     }
     Ok(files)
 }
 
 pub fn schema() -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&veltrix_config::json_schema())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&veltrix_config::json_schema())?
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use veltrix_config::{Config, Diagnostic, Source};
 
 pub fn read_sources(path: &Path) -> Result<Vec<Source>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read configuration {}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read configuration {}", path.display()))?;
     let mut files = Vec::new();
     if meta.is_dir() {
-        for entry in std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))? {
+        for entry in
+            std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
+        {
             let entry = entry?;
             let p = entry.path();
             if p.extension().is_some_and(|e| e == "toml") && p.is_file() {
@@ -27,7 +30,8 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>> {
     files
         .iter()
         .map(|f| {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
             Ok(Source::new(f.display().to_string(), text))
         })
         .collect()
@@ -40,11 +44,18 @@ pub fn load_config(path: &Path) -> Result<Arc<Config>> {
         Ok(config) => Ok(Arc::new(config)),
         Err(diagnostics) => {
             eprint!("{}", crate::render::render(&sources, &diagnostics));
-            bail!("{} is not a valid configuration ({} errors); run `veltrix check` for details", path.display(), count_errors(&diagnostics))
+            bail!(
+                "{} is not a valid configuration ({} errors); run `veltrix check` for details",
+                path.display(),
+                count_errors(&diagnostics)
+            )
         }
     }
 }
 
 pub fn count_errors(diagnostics: &[Diagnostic]) -> usize {
-    diagnostics.iter().filter(|d| d.severity == veltrix_config::Severity::Error).count()
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == veltrix_config::Severity::Error)
+        .count()
 }

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "veltrix", version, about = "Veltrix: a real-time treasure-hunt engine")]
+#[command(
+    name = "veltrix",
+    version,
+    about = "Veltrix: a real-time treasure-hunt engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,9 +66,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config, json } => cmd::check(&config, json),
-        Command::Run { config, events, out, now, partitions } => {
-            cmd::run(&config, &events, out.as_deref(), now.as_deref(), partitions)
-        }
+        Command::Run {
+            config,
+            events,
+            out,
+            now,
+            partitions,
+        } => cmd::run(&config, &events, out.as_deref(), now.as_deref(), partitions),
         Command::Test { config, cases } => cmd::test(&config, &cases),
         Command::Schema => cmd::schema(),
         Command::HashAnswer { answer } => cmd::hash_answer(&answer),

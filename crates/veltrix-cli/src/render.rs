@@ -17,12 +17,20 @@ pub fn render(sources: &[Source], diagnostics: &[Diagnostic]) -> String {
             Severity::Warning => Level::WARNING,
         };
         let source = &sources[d.file_index];
-        let title = if d.key.is_empty() { d.message.clone() } else { format!("{}: {}", d.key, d.message) };
+        let title = if d.key.is_empty() {
+            d.message.clone()
+        } else {
+            format!("{}: {}", d.key, d.message)
+        };
         let label = d.help.clone().unwrap_or_default();
         let group = level.primary_title(title.as_str()).id(d.code).element(
             Snippet::source(source.text.as_str())
                 .path(source.name.as_str())
-                .annotation(AnnotationKind::Primary.span(d.span.clone()).label(label.as_str())),
+                .annotation(
+                    AnnotationKind::Primary
+                        .span(d.span.clone())
+                        .label(label.as_str()),
+                ),
         );
         let report: [Group<'_>; 1] = [group];
         out.push_str(&renderer.render(&report));

@@ -243,11 +243,8 @@ impl<'a, 's> Compiler<'a, 's> {
             views: Vec::new(),
         };
         for &(file, table) in tables {
-            let mut top = TableReader::new(
-                table.get_ref(),
-                String::new(),
-                Loc::new(file, table.span()),
-            );
+            let mut top =
+                TableReader::new(table.get_ref(), String::new(), Loc::new(file, table.span()));
             for key in ["server", "engine"] {
                 let Some(value) = top.get(key) else { continue };
                 if let Some(reader) = top.table_of(self.sink, key, value) {
@@ -295,7 +292,9 @@ impl<'a, 's> Compiler<'a, 's> {
             }
             if let Some((views, _)) = top.array(self.sink, "views") {
                 for (index, value) in views.iter().enumerate() {
-                    sections.views.push((file, value, format!("views[{index}]")));
+                    sections
+                        .views
+                        .push((file, value, format!("views[{index}]")));
                 }
             }
             top.finish(self.sink);
@@ -328,7 +327,12 @@ impl<'a, 's> Compiler<'a, 's> {
             }
             if let Some((dir, loc)) = t.string(self.sink, "data_dir") {
                 if dir.is_empty() {
-                    self.error(loc, "invalid-value", "server.data_dir", "data_dir must not be empty");
+                    self.error(
+                        loc,
+                        "invalid-value",
+                        "server.data_dir",
+                        "data_dir must not be empty",
+                    );
                 }
                 settings.data_dir = Some(dir.to_string());
             }
@@ -418,8 +422,9 @@ impl<'a, 's> Compiler<'a, 's> {
                 );
                 continue;
             }
-            if let Some(mut t) = TableReader::new(&DeTable::new(), String::new(), item.name_loc.clone())
-                .table_of(self.sink, &item.path, item.value)
+            if let Some(mut t) =
+                TableReader::new(&DeTable::new(), String::new(), item.name_loc.clone())
+                    .table_of(self.sink, &item.path, item.value)
             {
                 t.path = item.path.clone();
                 t.string(self.sink, "description");
@@ -467,7 +472,9 @@ impl<'a, 's> Compiler<'a, 's> {
                     let key = field_table.key_path(name);
                     match self.field(name, name_loc, value, &key, field_table.file) {
                         Some(field) => fields.push(field),
-                        None => self.broken_types.push(self.event_types.len() as EventTypeId),
+                        None => self
+                            .broken_types
+                            .push(self.event_types.len() as EventTypeId),
                     }
                 }
             }
@@ -567,7 +574,12 @@ impl<'a, 's> Compiler<'a, 's> {
                 let mut t = TableReader::new(table, key.to_string(), loc.clone());
                 let Some((ty, ty_loc)) = t.string(self.sink, "type") else {
                     if t.get("type").is_none() {
-                        self.error(loc, "missing-key", key, "a field needs a \"type\": string, number, integer or boolean");
+                        self.error(
+                            loc,
+                            "missing-key",
+                            key,
+                            "a field needs a \"type\": string, number, integer or boolean",
+                        );
                     }
                     // Still mark the remaining keys as known.
                     for k in ["optional", "min", "max", "enum", "max_len", "description"] {
@@ -656,20 +668,40 @@ impl<'a, 's> Compiler<'a, 's> {
     fn check_field_consistency(&mut self, field: &Field, key: &str, loc: Loc) {
         let numeric = matches!(field.ty, FieldType::Int | FieldType::Double);
         if !numeric && (field.min.is_some() || field.max.is_some()) {
-            self.error(loc.clone(), "invalid-option", key, "min and max apply only to number and integer fields");
+            self.error(
+                loc.clone(),
+                "invalid-option",
+                key,
+                "min and max apply only to number and integer fields",
+            );
         }
         if field.ty != FieldType::String && field.max_len.is_some() {
-            self.error(loc.clone(), "invalid-option", key, "max_len applies only to string fields");
+            self.error(
+                loc.clone(),
+                "invalid-option",
+                key,
+                "max_len applies only to string fields",
+            );
         }
         if let (Some(min), Some(max)) = (field.min, field.max)
             && min > max
         {
-            self.error(loc.clone(), "invalid-option", key, format!("min ({min}) is greater than max ({max})"));
+            self.error(
+                loc.clone(),
+                "invalid-option",
+                key,
+                format!("min ({min}) is greater than max ({max})"),
+            );
         }
         if let Some(allowed) = &field.allowed
             && allowed.is_empty()
         {
-            self.error(loc, "invalid-option", key, "enum must list at least one value");
+            self.error(
+                loc,
+                "invalid-option",
+                key,
+                "enum must list at least one value",
+            );
         }
     }
 
@@ -678,7 +710,13 @@ impl<'a, 's> Compiler<'a, 's> {
             return Some(i as EventTypeId);
         }
         let help = did_you_mean(name, self.event_types.iter().map(|t| t.name.as_str()));
-        self.error_help(loc, "unknown-event-type", key, format!("unknown event type \"{name}\""), help);
+        self.error_help(
+            loc,
+            "unknown-event-type",
+            key,
+            format!("unknown event type \"{name}\""),
+            help,
+        );
         None
     }
 
@@ -713,10 +751,20 @@ impl<'a, 's> Compiler<'a, 's> {
             match name {
                 "points" => match integer_of(value.get_ref()) {
                     Some(n) if (0..=1_000_000_000_000).contains(&n) => reward.points = n,
-                    _ => self.error(loc, "type-mismatch", &entry_key, format!("expected points as an integer >= 0, found {}", describe(value.get_ref()))),
+                    _ => self.error(
+                        loc,
+                        "type-mismatch",
+                        &entry_key,
+                        format!(
+                            "expected points as an integer >= 0, found {}",
+                            describe(value.get_ref())
+                        ),
+                    ),
                 },
                 "badge" => match value.get_ref().as_str() {
-                    Some(b) if !b.is_empty() && b.len() <= 64 && !b.chars().any(char::is_control) => {
+                    Some(b)
+                        if !b.is_empty() && b.len() <= 64 && !b.chars().any(char::is_control) =>
+                    {
                         let id = match self.badges.iter().position(|x| x == b) {
                             Some(i) => i,
                             None => {
@@ -726,7 +774,15 @@ impl<'a, 's> Compiler<'a, 's> {
                         };
                         reward.badge = Some(id as BadgeId);
                     }
-                    _ => self.error(loc, "type-mismatch", &entry_key, format!("expected a badge name (1-64 characters), found {}", describe(value.get_ref()))),
+                    _ => self.error(
+                        loc,
+                        "type-mismatch",
+                        &entry_key,
+                        format!(
+                            "expected a badge name (1-64 characters), found {}",
+                            describe(value.get_ref())
+                        ),
+                    ),
                 },
                 currency => {
                     let Some(id) = self.currencies.iter().position(|c| c == currency) else {
@@ -742,7 +798,13 @@ impl<'a, 's> Compiler<'a, 's> {
                                 if self.currencies.is_empty() { "none declared".to_string() } else { self.currencies.join(", ") }
                             ))
                         });
-                        self.error_help(name_loc, "unknown-currency", &entry_key, format!("unknown currency \"{currency}\""), help);
+                        self.error_help(
+                            name_loc,
+                            "unknown-currency",
+                            &entry_key,
+                            format!("unknown currency \"{currency}\""),
+                            help,
+                        );
                         continue;
                     };
                     match integer_of(value.get_ref()) {
@@ -750,7 +812,15 @@ impl<'a, 's> Compiler<'a, 's> {
                         Some(n) if (1..=1_000_000_000).contains(&n) => {
                             reward.currencies.push((id as CurrencyId, n))
                         }
-                        _ => self.error(loc, "type-mismatch", &entry_key, format!("expected a whole amount from 0 to 1000000000, found {}", describe(value.get_ref()))),
+                        _ => self.error(
+                            loc,
+                            "type-mismatch",
+                            &entry_key,
+                            format!(
+                                "expected a whole amount from 0 to 1000000000, found {}",
+                                describe(value.get_ref())
+                            ),
+                        ),
                     }
                 }
             }
@@ -802,13 +872,23 @@ impl<'a, 's> Compiler<'a, 's> {
         t.string(self.sink, "description");
         let reward = match self.reward(t, "reward") {
             Some(r) if r.is_empty() => {
-                self.error(t.loc.clone(), "empty-reward", &t.key_path("reward"), "the reward grants nothing: give points, a currency amount or a badge");
+                self.error(
+                    t.loc.clone(),
+                    "empty-reward",
+                    &t.key_path("reward"),
+                    "the reward grants nothing: give points, a currency amount or a badge",
+                );
                 None
             }
             Some(r) => Some(r),
             None => {
                 if t.get("reward").is_none() {
-                    self.error(item.name_loc.clone(), "missing-key", &item.path, "a rule needs a reward, e.g. reward = { points = 10 }");
+                    self.error(
+                        item.name_loc.clone(),
+                        "missing-key",
+                        &item.path,
+                        "a rule needs a reward, e.g. reward = { points = 10 }",
+                    );
                 }
                 None
             }
@@ -816,18 +896,35 @@ impl<'a, 's> Compiler<'a, 's> {
         let trigger = match (on, sequence) {
             (Some((name, loc)), None) => {
                 if within_given {
-                    self.error(t.loc.clone(), "invalid-option", &t.key_path("within"), "within applies only to sequence rules");
+                    self.error(
+                        t.loc.clone(),
+                        "invalid-option",
+                        &t.key_path("within"),
+                        "within applies only to sequence rules",
+                    );
                 }
-                self.event_type_ref(name, loc, &t.key_path("on")).map(Trigger::On)
+                self.event_type_ref(name, loc, &t.key_path("on"))
+                    .map(Trigger::On)
             }
             (None, Some((steps, loc))) => {
                 let ids: Vec<Option<EventTypeId>> = steps
                     .iter()
                     .enumerate()
-                    .map(|(i, (name, l))| self.event_type_ref(name, l.clone(), &format!("{}[{i}]", t.key_path("sequence"))))
+                    .map(|(i, (name, l))| {
+                        self.event_type_ref(
+                            name,
+                            l.clone(),
+                            &format!("{}[{i}]", t.key_path("sequence")),
+                        )
+                    })
                     .collect();
                 if steps.len() < 2 {
-                    self.error(loc, "invalid-value", &t.key_path("sequence"), "a sequence needs at least two event types");
+                    self.error(
+                        loc,
+                        "invalid-value",
+                        &t.key_path("sequence"),
+                        "a sequence needs at least two event types",
+                    );
                     None
                 } else if !within_given {
                     self.error(t.loc.clone(), "missing-key", &t.key_path("within"), "a sequence needs within = \"<duration>\": how long, in event time, from its first to its last event");
@@ -835,18 +932,30 @@ impl<'a, 's> Compiler<'a, 's> {
                 } else {
                     let ids: Option<Vec<EventTypeId>> = ids.into_iter().collect();
                     match (ids, within) {
-                        (Some(steps), Some(within_ms)) => Some(Trigger::Sequence { steps, within_ms }),
+                        (Some(steps), Some(within_ms)) => {
+                            Some(Trigger::Sequence { steps, within_ms })
+                        }
                         _ => None,
                     }
                 }
             }
             (Some((_, loc)), Some(_)) => {
-                self.error(loc, "conflict", &item.path, "a rule has either on or sequence, not both");
+                self.error(
+                    loc,
+                    "conflict",
+                    &item.path,
+                    "a rule has either on or sequence, not both",
+                );
                 None
             }
             (None, None) => {
                 if t.get("on").is_none() && t.get("sequence").is_none() {
-                    self.error(item.name_loc.clone(), "missing-key", &item.path, "a rule needs on = \"<event type>\" or sequence = [\"<event type>\", …]");
+                    self.error(
+                        item.name_loc.clone(),
+                        "missing-key",
+                        &item.path,
+                        "a rule needs on = \"<event type>\" or sequence = [\"<event type>\", …]",
+                    );
                 }
                 None
             }
@@ -880,9 +989,17 @@ impl<'a, 's> Compiler<'a, 's> {
         let mut l = t.table_of(self.sink, "limit", value)?;
         let count = l.count(self.sink, "count", 1, 1_000_000);
         let per = self.duration(&mut l, "per");
-        for (key, given) in [("count", l.get("count").is_some()), ("per", l.get("per").is_some())] {
+        for (key, given) in [
+            ("count", l.get("count").is_some()),
+            ("per", l.get("per").is_some()),
+        ] {
             if !given {
-                self.error(l.loc.clone(), "missing-key", &l.key_path(key), format!("limit needs {key}, e.g. limit = {{ count = 3, per = \"1d\" }}"));
+                self.error(
+                    l.loc.clone(),
+                    "missing-key",
+                    &l.key_path(key),
+                    format!("limit needs {key}, e.g. limit = {{ count = 3, per = \"1d\" }}"),
+                );
             }
         }
         l.finish(self.sink);
@@ -914,7 +1031,12 @@ impl<'a, 's> Compiler<'a, 's> {
             if let (Some(s), Some(e)) = (starts, ends)
                 && s >= e
             {
-                self.error(t.loc.clone(), "invalid-value", &t.key_path("ends"), "ends must be later than starts");
+                self.error(
+                    t.loc.clone(),
+                    "invalid-value",
+                    &t.key_path("ends"),
+                    "ends must be later than starts",
+                );
             }
             let ordered = t.boolean(self.sink, "ordered").unwrap_or(false);
             let completion = self.reward(&mut t, "completion");
@@ -945,7 +1067,15 @@ impl<'a, 's> Compiler<'a, 's> {
             DeValue::String(s) => s.to_string(),
             DeValue::Datetime(d) => d.to_string(),
             other => {
-                self.error(t.loc_of(value), "type-mismatch", &t.key_path(key), format!("expected an RFC 3339 time like \"2026-12-01T00:00:00Z\", found {}", describe(other)));
+                self.error(
+                    t.loc_of(value),
+                    "type-mismatch",
+                    &t.key_path(key),
+                    format!(
+                        "expected an RFC 3339 time like \"2026-12-01T00:00:00Z\", found {}",
+                        describe(other)
+                    ),
+                );
                 return None;
             }
         };
@@ -963,16 +1093,31 @@ impl<'a, 's> Compiler<'a, 's> {
         let mut p = t.table_of(self.sink, "prize", value)?;
         let supply = p.count(self.sink, "supply", 1, u32::MAX as i64);
         if p.get("supply").is_none() {
-            self.error(p.loc.clone(), "missing-key", &p.key_path("supply"), "a prize needs supply = <how many finishers win it>");
+            self.error(
+                p.loc.clone(),
+                "missing-key",
+                &p.key_path("supply"),
+                "a prize needs supply = <how many finishers win it>",
+            );
         }
         let reward = self.reward(&mut p, "reward");
         if p.get("reward").is_none() {
-            self.error(p.loc.clone(), "missing-key", &p.key_path("reward"), "a prize needs reward = { … }");
+            self.error(
+                p.loc.clone(),
+                "missing-key",
+                &p.key_path("reward"),
+                "a prize needs reward = { … }",
+            );
         }
         p.finish(self.sink);
         let reward = reward?;
         if reward.is_empty() {
-            self.error(p.loc.clone(), "empty-reward", &p.key_path("reward"), "the prize grants nothing");
+            self.error(
+                p.loc.clone(),
+                "empty-reward",
+                &p.key_path("reward"),
+                "the prize grants nothing",
+            );
             return None;
         }
         Some(Prize {
@@ -990,18 +1135,36 @@ impl<'a, 's> Compiler<'a, 's> {
     ) -> Vec<Stage> {
         let Some((values, loc)) = t.array(self.sink, "stages") else {
             if t.get("stages").is_none() {
-                self.error(item.name_loc.clone(), "missing-key", &item.path, "a hunt needs at least one [[hunts.NAME.stages]] entry");
+                self.error(
+                    item.name_loc.clone(),
+                    "missing-key",
+                    &item.path,
+                    "a hunt needs at least one [[hunts.NAME.stages]] entry",
+                );
             }
             return Vec::new();
         };
         if values.is_empty() {
-            self.error(loc, "invalid-value", &t.key_path("stages"), "a hunt needs at least one stage");
+            self.error(
+                loc,
+                "invalid-value",
+                &t.key_path("stages"),
+                "a hunt needs at least one stage",
+            );
         }
         let mut stages: Vec<Stage> = Vec::new();
         for (index, value) in values.iter().enumerate() {
             let key = format!("{}[{index}]", t.key_path("stages"));
             let DeValue::Table(table) = value.get_ref() else {
-                self.error(t.loc_of(value), "type-mismatch", &key, format!("expected a stage table, found {}", describe(value.get_ref())));
+                self.error(
+                    t.loc_of(value),
+                    "type-mismatch",
+                    &key,
+                    format!(
+                        "expected a stage table, found {}",
+                        describe(value.get_ref())
+                    ),
+                );
                 continue;
             };
             let mut s = TableReader::new(table, key.clone(), t.loc_of(value));
@@ -1033,28 +1196,55 @@ impl<'a, 's> Compiler<'a, 's> {
         let puzzle = s.get("puzzle").map(|_| "puzzle");
         if let Some(v) = s.get("answer") {
             let hint = v.get_ref().as_str().map(|plain| {
-                format!("use answer_sha256 = \"{}\"", hex::encode(answer_sha256_of(plain)))
+                format!(
+                    "use answer_sha256 = \"{}\"",
+                    hex::encode(answer_sha256_of(plain))
+                )
             });
-            self.error_help(s.loc_of(v), "plain-answer", &s.key_path("answer"), "plain answers must not appear in the configuration", hint);
+            self.error_help(
+                s.loc_of(v),
+                "plain-answer",
+                &s.key_path("answer"),
+                "plain answers must not appear in the configuration",
+                hint,
+            );
         }
         kinds.extend([solve, answer, collect, puzzle].into_iter().flatten());
         let Some((id, id_loc)) = id else {
             if s.get("id").is_none() {
-                self.error(s.loc.clone(), "missing-key", &s.key_path("id"), "a stage needs id = \"<stage id>\"");
+                self.error(
+                    s.loc.clone(),
+                    "missing-key",
+                    &s.key_path("id"),
+                    "a stage needs id = \"<stage id>\"",
+                );
             }
             return None;
         };
         if !is_stage_id(id) {
-            self.error(id_loc.clone(), "invalid-name", &s.key_path("id"), format!("invalid stage id \"{id}\": use letters, digits, '_' and '-'"));
+            self.error(
+                id_loc.clone(),
+                "invalid-name",
+                &s.key_path("id"),
+                format!("invalid stage id \"{id}\": use letters, digits, '_' and '-'"),
+            );
         }
         if earlier.iter().any(|e| e.id == id) {
-            self.error(id_loc.clone(), "duplicate", &s.key_path("id"), format!("stage id \"{id}\" is used twice in this hunt"));
+            self.error(
+                id_loc.clone(),
+                "duplicate",
+                &s.key_path("id"),
+                format!("stage id \"{id}\" is used twice in this hunt"),
+            );
         }
         if kinds.len() != 1 {
             let msg = if kinds.is_empty() {
                 "a stage needs exactly one of solve, answer_sha256, collect or puzzle".to_string()
             } else {
-                format!("a stage has exactly one of solve, answer_sha256, collect or puzzle; found {}", kinds.join(", "))
+                format!(
+                    "a stage has exactly one of solve, answer_sha256, collect or puzzle; found {}",
+                    kinds.join(", ")
+                )
             };
             self.error(s.loc.clone(), "invalid-stage", key, msg);
             return None;
@@ -1082,7 +1272,15 @@ impl<'a, 's> Compiler<'a, 's> {
         for (i, item) in items.iter().enumerate() {
             match integer_of(item.get_ref()) {
                 Some(n) if n >= 0 => out.push(n),
-                _ => self.error(s.loc_of(item), "type-mismatch", &format!("{}[{i}]", s.key_path("first_finders")), format!("expected bonus points as an integer >= 0, found {}", describe(item.get_ref()))),
+                _ => self.error(
+                    s.loc_of(item),
+                    "type-mismatch",
+                    &format!("{}[{i}]", s.key_path("first_finders")),
+                    format!(
+                        "expected bonus points as an integer >= 0, found {}",
+                        describe(item.get_ref())
+                    ),
+                ),
             }
         }
         out
@@ -1099,7 +1297,12 @@ impl<'a, 's> Compiler<'a, 's> {
         let on = t.string(self.sink, "on");
         let when = t.string(self.sink, "when");
         if t.get("on").is_none() {
-            self.error(t.loc.clone(), "missing-key", &t.key_path("on"), "solve needs on = \"<event type>\"");
+            self.error(
+                t.loc.clone(),
+                "missing-key",
+                &t.key_path("on"),
+                "solve needs on = \"<event type>\"",
+            );
         }
         t.finish(self.sink);
         let (name, loc) = on?;
@@ -1135,7 +1338,12 @@ impl<'a, 's> Compiler<'a, 's> {
         let items = t.strings(self.sink, "items");
         for key in ["on", "field", "items"] {
             if t.get(key).is_none() {
-                self.error(t.loc.clone(), "missing-key", &t.key_path(key), format!("collect needs {key}"));
+                self.error(
+                    t.loc.clone(),
+                    "missing-key",
+                    &t.key_path(key),
+                    format!("collect needs {key}"),
+                );
             }
         }
         t.finish(self.sink);
@@ -1144,42 +1352,79 @@ impl<'a, 's> Compiler<'a, 's> {
         let (field_name, field_loc) = field?;
         let event_type = &self.event_types[on as usize];
         let Some(slot) = event_type.field(field_name) else {
-            let help = did_you_mean(field_name, event_type.fields.iter().map(|f| f.name.as_str()));
-            let msg = format!("event type \"{}\" has no field \"{field_name}\"", event_type.name);
+            let help = did_you_mean(
+                field_name,
+                event_type.fields.iter().map(|f| f.name.as_str()),
+            );
+            let msg = format!(
+                "event type \"{}\" has no field \"{field_name}\"",
+                event_type.name
+            );
             self.error_help(field_loc, "unknown-field", &t.key_path("field"), msg, help);
             return None;
         };
         let declared = event_type.fields[slot as usize].clone();
         if declared.ty != FieldType::String {
-            self.error(field_loc, "type-mismatch", &t.key_path("field"), format!("collect needs a string field; \"{field_name}\" is not a string"));
+            self.error(
+                field_loc,
+                "type-mismatch",
+                &t.key_path("field"),
+                format!("collect needs a string field; \"{field_name}\" is not a string"),
+            );
             return None;
         }
         let (items, items_loc) = items?;
         if items.is_empty() {
-            self.error(items_loc, "invalid-value", &t.key_path("items"), "collect needs at least one item");
+            self.error(
+                items_loc,
+                "invalid-value",
+                &t.key_path("items"),
+                "collect needs at least one item",
+            );
             return None;
         }
         let mut names: Vec<String> = Vec::new();
         for (i, (item, loc)) in items.iter().enumerate() {
             let key = format!("{}[{i}]", t.key_path("items"));
             if names.iter().any(|n| n == item) {
-                self.error(loc.clone(), "duplicate", &key, format!("item \"{item}\" is listed twice"));
+                self.error(
+                    loc.clone(),
+                    "duplicate",
+                    &key,
+                    format!("item \"{item}\" is listed twice"),
+                );
                 continue;
             }
             if let Some(allowed) = &declared.allowed
                 && !allowed.contains(&Literal::Str(item.to_string()))
             {
-                let options: Vec<String> = allowed.iter().map(|l| match l {
-                    Literal::Str(s) => s.clone(),
-                    other => other.to_string(),
-                }).collect();
+                let options: Vec<String> = allowed
+                    .iter()
+                    .map(|l| match l {
+                        Literal::Str(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
                 let help = did_you_mean(item, options.iter().map(String::as_str));
-                self.error_help(loc.clone(), "unknown-item", &key, format!("\"{item}\" is not one of the values field \"{field_name}\" allows ({})", options.join(", ")), help);
+                self.error_help(
+                    loc.clone(),
+                    "unknown-item",
+                    &key,
+                    format!(
+                        "\"{item}\" is not one of the values field \"{field_name}\" allows ({})",
+                        options.join(", ")
+                    ),
+                    help,
+                );
                 continue;
             }
             names.push(item.to_string());
         }
-        Some(StageKind::Collect { on, field: slot, items: names })
+        Some(StageKind::Collect {
+            on,
+            field: slot,
+            items: names,
+        })
     }
 
     fn puzzle(&mut self, s: &mut TableReader<'_, '_>) -> Option<StageKind> {
@@ -1189,11 +1434,19 @@ impl<'a, 's> Compiler<'a, 's> {
         let difficulty = t.string(self.sink, "difficulty");
         let size = t.count(self.sink, "size", 1, 64);
         if t.get("kind").is_none() {
-            self.error(t.loc.clone(), "missing-key", &t.key_path("kind"), "puzzle needs kind, e.g. kind = \"caesar\"");
+            self.error(
+                t.loc.clone(),
+                "missing-key",
+                &t.key_path("kind"),
+                "puzzle needs kind, e.g. kind = \"caesar\"",
+            );
         }
         let settings = PuzzleSettings {
             kind: kind.as_ref()?.0.to_string(),
-            words: words.as_ref().map(|(w, _)| w.iter().map(|(s, _)| s.to_string()).collect()).unwrap_or_default(),
+            words: words
+                .as_ref()
+                .map(|(w, _)| w.iter().map(|(s, _)| s.to_string()).collect())
+                .unwrap_or_default(),
             difficulty: difficulty.as_ref().map(|(d, _)| d.to_string()),
             size: size.as_ref().map(|(n, _)| *n as u32),
         };
@@ -1206,7 +1459,13 @@ impl<'a, 's> Compiler<'a, 's> {
                 _ => None,
             }
             .unwrap_or_else(|| t.loc.clone());
-            self.error_help(loc, "invalid-puzzle", &t.key_path(problem.key), problem.message, problem.help);
+            self.error_help(
+                loc,
+                "invalid-puzzle",
+                &t.key_path(problem.key),
+                problem.message,
+                problem.help,
+            );
         }
         t.finish(self.sink);
         Some(StageKind::Puzzle(settings))
@@ -1228,7 +1487,13 @@ impl<'a, 's> Compiler<'a, 's> {
                 let found = self.hunt_names.iter().position(|(h, _)| h == name);
                 if found.is_none() {
                     let help = did_you_mean(name, self.hunt_names.iter().map(|(h, _)| h.as_str()));
-                    self.error_help(loc, "unknown-hunt", &t.key_path("hunt"), format!("unknown hunt \"{name}\""), help);
+                    self.error_help(
+                        loc,
+                        "unknown-hunt",
+                        &t.key_path("hunt"),
+                        format!("unknown hunt \"{name}\""),
+                        help,
+                    );
                 }
                 found.map(|i| i as HuntId)
             });
@@ -1239,7 +1504,13 @@ impl<'a, 's> Compiler<'a, 's> {
                 Some(("week", _)) => Some(Period::Week),
                 Some((other, loc)) => {
                     let help = did_you_mean(other, ["all", "day", "week"]);
-                    self.error_help(loc, "invalid-value", &t.key_path("period"), format!("expected \"all\", \"day\" or \"week\", found \"{other}\""), help);
+                    self.error_help(
+                        loc,
+                        "invalid-value",
+                        &t.key_path("period"),
+                        format!("expected \"all\", \"day\" or \"week\", found \"{other}\""),
+                        help,
+                    );
                     None
                 }
             };
@@ -1260,7 +1531,12 @@ impl<'a, 's> Compiler<'a, 's> {
         for (file, value, key) in values {
             let loc = Loc::new(*file, value.span());
             let DeValue::Table(table) = value.get_ref() else {
-                self.error(loc, "type-mismatch", key, format!("expected a view table, found {}", describe(value.get_ref())));
+                self.error(
+                    loc,
+                    "type-mismatch",
+                    key,
+                    format!("expected a view table, found {}", describe(value.get_ref())),
+                );
                 continue;
             };
             let mut t = TableReader::new(table, key.clone(), loc.clone());
@@ -1281,20 +1557,40 @@ impl<'a, 's> Compiler<'a, 's> {
         t.string(self.sink, "description");
         for key in ["name", "on", "bucket", "measures"] {
             if t.get(key).is_none() {
-                self.error(t.loc.clone(), "missing-key", &t.key_path(key), format!("a view needs {key}"));
+                self.error(
+                    t.loc.clone(),
+                    "missing-key",
+                    &t.key_path(key),
+                    format!("a view needs {key}"),
+                );
             }
         }
         let (name, name_loc) = name?;
         if !is_identifier(name) {
-            self.error(name_loc.clone(), "invalid-name", &t.key_path("name"), format!("invalid view name \"{name}\""));
+            self.error(
+                name_loc.clone(),
+                "invalid-name",
+                &t.key_path("name"),
+                format!("invalid view name \"{name}\""),
+            );
         }
         if earlier.iter().any(|v| v.name == name) {
-            self.error(name_loc, "duplicate", &t.key_path("name"), format!("view \"{name}\" is defined twice"));
+            self.error(
+                name_loc,
+                "duplicate",
+                &t.key_path("name"),
+                format!("view \"{name}\" is defined twice"),
+            );
         }
         let (on_name, on_loc) = on?;
         let on = self.event_type_ref(on_name, on_loc, &t.key_path("on"))?;
         let mut dims = Vec::new();
-        for (i, (dim, loc)) in group_by.map(|g| g.0).unwrap_or_default().into_iter().enumerate() {
+        for (i, (dim, loc)) in group_by
+            .map(|g| g.0)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let key = format!("{}[{i}]", t.key_path("group_by"));
             if dim == "player" {
                 dims.push(Dimension::Player);
@@ -1303,20 +1599,24 @@ impl<'a, 's> Compiler<'a, 's> {
             }
         }
         let mut out = Vec::new();
-        for (i, (text, loc)) in measures.map(|m| m.0).unwrap_or_default().into_iter().enumerate() {
+        for (i, (text, loc)) in measures
+            .map(|m| m.0)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let key = format!("{}[{i}]", t.key_path("measures"));
             if text == "count" {
                 out.push(Measure::Count);
                 continue;
             }
-            let parsed = text
-                .strip_suffix(')')
-                .and_then(|rest| rest.split_once('('));
+            let parsed = text.strip_suffix(')').and_then(|rest| rest.split_once('('));
             let Some((func, arg)) = parsed else {
                 self.error_help(loc, "invalid-value", &key, format!("invalid measure \"{text}\""), Some("measures are \"count\", \"sum(data.FIELD)\", \"min(data.FIELD)\" or \"max(data.FIELD)\"".into()));
                 continue;
             };
-            let Some((slot, fname)) = self.data_field_ref(on, arg.trim(), loc.clone(), &key, true) else {
+            let Some((slot, fname)) = self.data_field_ref(on, arg.trim(), loc.clone(), &key, true)
+            else {
                 continue;
             };
             match func.trim() {
@@ -1325,7 +1625,13 @@ impl<'a, 's> Compiler<'a, 's> {
                 "max" => out.push(Measure::Max(slot, fname)),
                 other => {
                     let help = did_you_mean(other, ["sum", "min", "max"]);
-                    self.error_help(loc, "invalid-value", &key, format!("unknown measure function \"{other}\": expected sum, min or max"), help);
+                    self.error_help(
+                        loc,
+                        "invalid-value",
+                        &key,
+                        format!("unknown measure function \"{other}\": expected sum, min or max"),
+                        help,
+                    );
                 }
             }
         }
@@ -1348,7 +1654,13 @@ impl<'a, 's> Compiler<'a, 's> {
         numeric: bool,
     ) -> Option<(FieldSlot, String)> {
         let Some(name) = text.strip_prefix("data.") else {
-            self.error_help(loc, "invalid-value", key, format!("expected data.FIELD, found \"{text}\""), Some("write the field as data.NAME".into()));
+            self.error_help(
+                loc,
+                "invalid-value",
+                key,
+                format!("expected data.FIELD, found \"{text}\""),
+                Some("write the field as data.NAME".into()),
+            );
             return None;
         };
         let event_type = &self.event_types[on as usize];
@@ -1360,7 +1672,12 @@ impl<'a, 's> Compiler<'a, 's> {
         };
         let ty = event_type.fields[slot as usize].ty;
         if numeric && !matches!(ty, FieldType::Int | FieldType::Double) {
-            self.error(loc, "type-mismatch", key, format!("field \"{name}\" is not a number"));
+            self.error(
+                loc,
+                "type-mismatch",
+                key,
+                format!("field \"{name}\" is not a number"),
+            );
             return None;
         }
         Some((slot, name.to_string()))
@@ -1417,10 +1734,16 @@ impl<'a, 's> Compiler<'a, 's> {
                     out.push(compiled);
                 }
                 Err(errors) => {
-                    let offset = expression_offset(&self.sink.sources[expr.loc.file].text, &expr.loc, &expr.text);
+                    let offset = expression_offset(
+                        &self.sink.sources[expr.loc.file].text,
+                        &expr.loc,
+                        &expr.text,
+                    );
                     for e in errors {
                         let loc = match offset {
-                            Some(start) => Loc::new(expr.loc.file, start + e.span.start..start + e.span.end),
+                            Some(start) => {
+                                Loc::new(expr.loc.file, start + e.span.start..start + e.span.end)
+                            }
                             None => expr.loc.clone(),
                         };
                         self.error_help(loc, "expression", &expr.key, e.message, e.help);

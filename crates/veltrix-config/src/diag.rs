@@ -143,11 +143,17 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 }
 
 /// The closest candidate to `name`, when it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::normalized_damerau_levenshtein(name, candidate);
-        let close = score >= 0.6 || strsim::damerau_levenshtein(name, candidate) <= 2;
+        let distance = strsim::damerau_levenshtein(name, candidate);
+        let longest = name.chars().count().max(candidate.chars().count());
+        // Two edits are a typo in "purchse", but "m" is not a typo of "n".
+        let close = score >= 0.6 || (distance <= 2 && distance < longest);
         if close && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
         }
@@ -176,5 +182,10 @@ mod tests {
             Some("did you mean \"purchase\"?")
         );
         assert_eq!(did_you_mean("zzzzzz", names), None);
+        assert_eq!(did_you_mean("m", ["n"]), None);
+        assert_eq!(
+            did_you_mean("hh", ["h"]).as_deref(),
+            Some("did you mean \"h\"?")
+        );
     }
 }

@@ -10,7 +10,7 @@ mod schema;
 mod walk;
 
 pub use compile::{answer_sha256_of, compile, normalize_answer};
-pub use diag::{Diagnostic, Severity, Source, line_column};
+pub use diag::{Diagnostic, Severity, Source, did_you_mean, line_column};
 pub use model::*;
 pub use schema::json_schema;
 pub use veltrix_expr;

@@ -89,9 +89,8 @@ impl<'t, 'i> TableReader<'t, 'i> {
             if self.asked.contains(&name) {
                 continue;
             }
-            let help = did_you_mean(name, self.asked.iter().copied()).or_else(|| {
-                Some(format!("expected one of: {}", self.asked.join(", ")))
-            });
+            let help = did_you_mean(name, self.asked.iter().copied())
+                .or_else(|| Some(format!("expected one of: {}", self.asked.join(", "))));
             sink.error(
                 Loc::new(self.file, key.span()),
                 "unknown-key",
@@ -174,11 +173,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         }
     }
 
-    pub fn table(
-        &mut self,
-        sink: &mut Sink<'_>,
-        key: &'static str,
-    ) -> Option<TableReader<'t, 'i>> {
+    pub fn table(&mut self, sink: &mut Sink<'_>, key: &'static str) -> Option<TableReader<'t, 'i>> {
         let value = self.get(key)?;
         self.table_of(sink, key, value)
     }
@@ -190,11 +185,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         value: &'t Value<'i>,
     ) -> Option<TableReader<'t, 'i>> {
         match value.get_ref() {
-            DeValue::Table(t) => Some(TableReader::new(
-                t,
-                self.key_path(key),
-                self.loc_of(value),
-            )),
+            DeValue::Table(t) => Some(TableReader::new(t, self.key_path(key), self.loc_of(value))),
             _ => {
                 self.type_error(sink, key, value, "a table");
                 None

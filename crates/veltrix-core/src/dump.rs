@@ -96,15 +96,26 @@ pub fn player_json(config: &Config, player: &PlayerState) -> Value {
     for (currency, amount) in player.balances.iter().enumerate().filter(|(_, a)| **a != 0) {
         balances.insert(config.currencies[currency].clone(), json!(amount));
     }
-    let badges: Vec<&str> = player.badges.iter().map(|&b| config.badges[b as usize].as_str()).collect();
+    let badges: Vec<&str> = player
+        .badges
+        .iter()
+        .map(|&b| config.badges[b as usize].as_str())
+        .collect();
     let mut hunts = Map::new();
     for (h, progress) in player.hunts.iter().enumerate() {
         if !progress.is_started() {
             continue;
         }
         let hunt = &config.hunts[h];
-        let solved: Vec<&str> = progress.solved.iter().map(|&s| hunt.stages[s as usize].id.as_str()).collect();
-        hunts.insert(hunt.name.clone(), json!({"solved": solved, "completed": progress.completed}));
+        let solved: Vec<&str> = progress
+            .solved
+            .iter()
+            .map(|&s| hunt.stages[s as usize].id.as_str())
+            .collect();
+        hunts.insert(
+            hunt.name.clone(),
+            json!({"solved": solved, "completed": progress.completed}),
+        );
     }
     json!({"points": player.points, "balances": balances, "badges": badges, "hunts": hunts})
 }

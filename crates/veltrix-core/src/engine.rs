@@ -65,16 +65,30 @@ impl Engine {
         self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
         let p = self.partition_of(&event.player);
         self.effects.clear();
-        self.partitions[p].apply_event(&self.plan, event, seq, &mut self.claims as &mut dyn Claims, &mut self.effects);
+        self.partitions[p].apply_event(
+            &self.plan,
+            event,
+            seq,
+            &mut self.claims as &mut dyn Claims,
+            &mut self.effects,
+        );
         for effect in &self.effects {
             if let Effect::Granted(index) = effect {
-                self.boards.record(&self.plan.config, &self.partitions[p].grants[*index]);
+                self.boards
+                    .record(&self.plan.config, &self.partitions[p].grants[*index]);
             }
         }
         &self.effects
     }
 
-    pub fn apply_spend(&mut self, seq: u64, player: &str, currency: u16, amount: i64, key: &str) -> SpendOutcome {
+    pub fn apply_spend(
+        &mut self,
+        seq: u64,
+        player: &str,
+        currency: u16,
+        amount: i64,
+        key: &str,
+    ) -> SpendOutcome {
         assert!(seq > self.last_seq, "records must be applied in log order");
         self.last_seq = seq;
         let p = self.partition_of(player);
@@ -86,7 +100,12 @@ impl Engine {
             Record::Event(event) => {
                 self.apply_event(seq, event);
             }
-            Record::Spend { player, currency, amount, key } => {
+            Record::Spend {
+                player,
+                currency,
+                amount,
+                key,
+            } => {
                 self.apply_spend(seq, player, *currency, *amount, key);
             }
         }
@@ -135,12 +154,21 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new() -> Ingest {
-        Ingest { next_seq: 1, ..Ingest::default() }
+        Ingest {
+            next_seq: 1,
+            ..Ingest::default()
+        }
     }
 
     /// Validates one JSON event. `line` locates it for error reports;
     /// `accept_time_ms` becomes its `ts` when it has none.
-    pub fn submit(&mut self, plan: &Plan, bytes: &[u8], line: u64, accept_time_ms: i64) -> Submission {
+    pub fn submit(
+        &mut self,
+        plan: &Plan,
+        bytes: &[u8],
+        line: u64,
+        accept_time_ms: i64,
+    ) -> Submission {
         let parsed = parse_event(&plan.config, bytes, accept_time_ms);
         if let Some(id) = &parsed.id
             && self.seen.contains(id.as_str())
@@ -158,7 +186,11 @@ impl Ingest {
             }
             Err(error) => {
                 self.counts.rejected += 1;
-                let rejection = Rejection { line, id: error.id, error: error.message };
+                let rejection = Rejection {
+                    line,
+                    id: error.id,
+                    error: error.message,
+                };
                 self.rejected.push(rejection.clone());
                 Submission::Rejected(rejection)
             }
@@ -200,11 +232,18 @@ pub fn ndjson_lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
 }
 
 /// Runs a whole NDJSON file through ingest and the engine: `veltrix run`.
-pub fn run_ndjson(plan: Arc<Plan>, bytes: &[u8], accept_time_ms: i64, partitions: usize) -> (Ingest, Engine) {
+pub fn run_ndjson(
+    plan: Arc<Plan>,
+    bytes: &[u8],
+    accept_time_ms: i64,
+    partitions: usize,
+) -> (Ingest, Engine) {
     let mut ingest = Ingest::new();
     let mut engine = Engine::new(plan.clone(), partitions);
     for (line, text) in ndjson_lines(bytes) {
-        if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, accept_time_ms) {
+        if let Submission::Accepted { seq, event } =
+            ingest.submit(&plan, text, line, accept_time_ms)
+        {
             engine.apply_event(seq, &event);
         }
     }

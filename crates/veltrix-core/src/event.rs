@@ -94,7 +94,11 @@ pub fn parse_event(config: &Config, bytes: &[u8], accept_time_ms: i64) -> Parsed
             };
         }
     };
-    let id = raw.id.as_ref().and_then(|v| v.as_ok()).map(|s| s.to_string());
+    let id = raw
+        .id
+        .as_ref()
+        .and_then(|v| v.as_ok())
+        .map(|s| s.to_string());
     let result = raw.finish(config, accept_time_ms);
     Parsed { id, result }
 }
@@ -102,7 +106,9 @@ pub fn parse_event(config: &Config, bytes: &[u8], accept_time_ms: i64) -> Parsed
 fn json_error_message(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match e.classify() {
-        serde_json::error::Category::Eof => format!("malformed JSON: unexpected end of input ({text})"),
+        serde_json::error::Category::Eof => {
+            format!("malformed JSON: unexpected end of input ({text})")
+        }
         serde_json::error::Category::Syntax => format!("malformed JSON: {text}"),
         _ => text,
     }
@@ -254,7 +260,8 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let duplicate = |raw: &mut RawEvent, present: bool| {
                 if present {
-                    raw.errors.push(format!("{key}: appears twice in the event"));
+                    raw.errors
+                        .push(format!("{key}: appears twice in the event"));
                 }
             };
             match key.as_ref() {
@@ -262,7 +269,10 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
                     let value = map.next_value::<Scalar<'de>>()?;
                     let attr = match value {
                         Scalar::Str(s) => Attr::Ok(s),
-                        other => Attr::Bad(format!("{key}: expected a string, got {}", other.describe())),
+                        other => Attr::Bad(format!(
+                            "{key}: expected a string, got {}",
+                            other.describe()
+                        )),
                     };
                     let slot = match key.as_ref() {
                         "id" => &mut raw.id,
@@ -341,10 +351,9 @@ impl<'de> RawEvent<'de> {
             let found = config.event_type(name);
             if found.is_none() {
                 let names = config.event_types.iter().map(|t| t.name.as_str());
-                let help = did_you_mean(name, names)
-                    .map(|s| format!("; did you mean \"{s}\"?"))
-                    .unwrap_or_default();
-                self.errors.push(format!("type: unknown event type \"{name}\"{help}"));
+                let help = suggestion(name, names);
+                self.errors
+                    .push(format!("type: unknown event type \"{name}\"{help}"));
             }
             found
         });
@@ -362,7 +371,8 @@ impl<'de> RawEvent<'de> {
         if let Some(type_id) = event_type {
             let event_type = &config.event_types[type_id as usize];
             if let Some(found) = self.data_not_object.take() {
-                self.errors.push(format!("data: expected an object, got {found}"));
+                self.errors
+                    .push(format!("data: expected an object, got {found}"));
             } else if let Some(values) = self.data.take() {
                 data = Some(values);
             } else {
@@ -407,7 +417,9 @@ impl<'de> RawEvent<'de> {
         };
         match slot {
             None => {
-                self.errors.push(format!("{key}: missing (every event needs id, player and type)"));
+                self.errors.push(format!(
+                    "{key}: missing (every event needs id, player and type)"
+                ));
                 None
             }
             Some(Attr::Bad(message)) => {
@@ -437,10 +449,9 @@ impl<'de> RawEvent<'de> {
             return;
         };
         let Some(hunt) = config.hunt(hunt_name) else {
-            let help = did_you_mean(hunt_name, config.hunts.iter().map(|h| h.name.as_str()))
-                .map(|s| format!("; did you mean \"{s}\"?"))
-                .unwrap_or_default();
-            self.errors.push(format!("data.hunt: unknown hunt \"{hunt_name}\"{help}"));
+            let help = suggestion(hunt_name, config.hunts.iter().map(|h| h.name.as_str()));
+            self.errors
+                .push(format!("data.hunt: unknown hunt \"{hunt_name}\"{help}"));
             return;
         };
         let Some(stage) = values.get(1).and_then(FieldValue::as_str) else {
@@ -448,9 +459,7 @@ impl<'de> RawEvent<'de> {
         };
         let stages = &config.hunts[hunt as usize].stages;
         if !stages.iter().any(|s| s.id == stage) {
-            let help = did_you_mean(stage, stages.iter().map(|s| s.id.as_str()))
-                .map(|s| format!("; did you mean \"{s}\"?"))
-                .unwrap_or_default();
+            let help = suggestion(stage, stages.iter().map(|s| s.id.as_str()));
             self.errors.push(format!(
                 "data.stage: hunt \"{hunt_name}\" has no stage \"{stage}\"{help}"
             ));
@@ -458,31 +467,11 @@ impl<'de> RawEvent<'de> {
     }
 }
 
-fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim_score(name, c), c))
-        .filter(|(score, _)| *score >= 0.6)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
-fn strsim_score(a: &str, b: &str) -> f64 {
-    // A small, dependency-free normalized Levenshtein; only used on error paths.
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.is_empty() && b.is_empty() {
-        return 1.0;
-    }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            current[j + 1] = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    1.0 - previous[b.len()] as f64 / a.len().max(b.len()) as f64
+/// `; did you mean "x"?` for a near miss, or nothing.
+fn suggestion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    veltrix_config::did_you_mean(name, candidates)
+        .map(|s| format!("; {s}"))
+        .unwrap_or_default()
 }
 
 fn parse_ts(value: &Scalar<'_>) -> Result<i64, String> {
@@ -496,7 +485,10 @@ fn parse_ts(value: &Scalar<'_>) -> Result<i64, String> {
         )),
         Scalar::Str(text) => match text.parse::<jiff::Timestamp>() {
             Ok(t) if (0..=MAX_TS_MS).contains(&t.as_millisecond()) => Ok(t.as_millisecond()),
-            Ok(_) => Err(format!("ts: {} is out of range (1970 to 9999)", value.describe())),
+            Ok(_) => Err(format!(
+                "ts: {} is out of range (1970 to 9999)",
+                value.describe()
+            )),
             Err(_) => Err(format!(
                 "{expected} like \"2026-12-01T10:00:00Z\", got {}",
                 value.describe()
@@ -576,7 +568,9 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
         Ok(DataOutcome::NotObject("an array".into()))
     }
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(DataOutcome::NotObject(Scalar::Str(Cow::Borrowed(v)).describe()))
+        Ok(DataOutcome::NotObject(
+            Scalar::Str(Cow::Borrowed(v)).describe(),
+        ))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
         Ok(DataOutcome::NotObject(v.to_string()))
@@ -594,9 +588,9 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 
 fn unknown_field_message(event_type: &EventType, key: &str) -> String {
     let names = event_type.fields.iter().map(|f| f.name.as_str());
-    match did_you_mean(key, names) {
+    match veltrix_config::did_you_mean(key, names) {
         Some(near) => format!(
-            "data.{key}: unknown field of event type \"{}\"; did you mean \"{near}\"?",
+            "data.{key}: unknown field of event type \"{}\"; {near}",
             event_type.name
         ),
         None if event_type.fields.is_empty() => format!(
@@ -693,7 +687,8 @@ fn type_words(field: &Field) -> String {
 }
 
 fn check_field(field: &Field, value: Scalar<'_>) -> Result<FieldValue, String> {
-    let mismatch = |value: &Scalar<'_>| format!("expected {}, got {}", type_words(field), value.describe());
+    let mismatch =
+        |value: &Scalar<'_>| format!("expected {}, got {}", type_words(field), value.describe());
     let checked = match (&field.ty, &value) {
         (_, Scalar::Null) if field.optional => return Ok(FieldValue::Missing),
         (FieldType::String, Scalar::Str(s)) => {

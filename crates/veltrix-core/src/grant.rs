@@ -21,9 +21,10 @@ impl Cause {
     pub fn hunt(self) -> Option<HuntId> {
         match self {
             Cause::Rule(_) => None,
-            Cause::Stage(h, _) | Cause::FirstFinder(h, _) | Cause::Completion(h) | Cause::Prize(h) => {
-                Some(h)
-            }
+            Cause::Stage(h, _)
+            | Cause::FirstFinder(h, _)
+            | Cause::Completion(h)
+            | Cause::Prize(h) => Some(h),
         }
     }
 }
@@ -64,7 +65,10 @@ pub struct Spend {
 /// different causes can encode to the same byte string.
 pub fn grant_id(source: &str, player: &str, events: &[Box<str>]) -> Box<str> {
     let mut hasher = Xxh3::new();
-    for part in [source, player].into_iter().chain(events.iter().map(|e| &**e)) {
+    for part in [source, player]
+        .into_iter()
+        .chain(events.iter().map(|e| &**e))
+    {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }

@@ -8,13 +8,16 @@ pub mod dump;
 pub mod engine;
 pub mod event;
 pub mod grant;
+pub mod parallel;
 pub mod partition;
 pub mod plan;
 pub mod player;
 mod puzzles;
 pub mod windows;
 
-pub use engine::{Counts, Engine, Ingest, Record, Rejection, Submission, ndjson_lines, partition_of, run_ndjson};
+pub use engine::{
+    Counts, Engine, Ingest, Record, Rejection, Submission, ndjson_lines, partition_of, run_ndjson,
+};
 pub use event::{Event, EventError, FieldValue, parse_event};
 pub use plan::Plan;
 pub use veltrix_config;

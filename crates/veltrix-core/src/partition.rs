@@ -60,8 +60,15 @@ impl Claims for CountingClaims {
 pub enum Effect {
     /// Index into the partition's `grants`.
     Granted(usize),
-    StageSolved { player: u32, hunt: HuntId, stage: StageIndex },
-    HuntCompleted { player: u32, hunt: HuntId },
+    StageSolved {
+        player: u32,
+        hunt: HuntId,
+        stage: StageIndex,
+    },
+    HuntCompleted {
+        player: u32,
+        hunt: HuntId,
+    },
 }
 
 /// Outcome of a spend request.
@@ -71,7 +78,9 @@ pub enum SpendOutcome {
     Applied(usize),
     /// The key was used before: the earlier spend, unchanged.
     AlreadyApplied(usize),
-    Insufficient { balance: i64 },
+    Insufficient {
+        balance: i64,
+    },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -182,7 +191,11 @@ impl Partition {
                 debug_assert!(!progress.is_solved(solve.stage), "stage solved twice");
                 progress.solved.push(solve.stage);
                 solved_any = true;
-                effects.push(Effect::StageSolved { player: pid, hunt: hunt_id, stage: solve.stage });
+                effects.push(Effect::StageSolved {
+                    player: pid,
+                    hunt: hunt_id,
+                    stage: solve.stage,
+                });
                 if let Some(reward) = &stage.reward {
                     let grant = PendingGrant {
                         cause: Cause::Stage(hunt_id, solve.stage),
@@ -208,7 +221,10 @@ impl Partition {
             let progress = self.players[pid as usize].hunt_mut(hunt_id);
             if solved_any && progress.solved.len() == hunt.stages.len() && !progress.completed {
                 progress.completed = true;
-                effects.push(Effect::HuntCompleted { player: pid, hunt: hunt_id });
+                effects.push(Effect::HuntCompleted {
+                    player: pid,
+                    hunt: hunt_id,
+                });
                 if let Some(reward) = &hunt.completion {
                     let grant = PendingGrant {
                         cause: Cause::Completion(hunt_id),
@@ -297,7 +313,9 @@ impl Partition {
             return SpendOutcome::AlreadyApplied(i);
         }
         let Some(units) = player.debit(currency, amount) else {
-            return SpendOutcome::Insufficient { balance: player.balance(currency) };
+            return SpendOutcome::Insufficient {
+                balance: player.balance(currency),
+            };
         };
         let index = self.spends.len();
         player.spend_keys.push((key.into(), player.ledger.len()));
@@ -335,7 +353,11 @@ fn decide_rules<'p>(
         };
         let Some(matched) = matched else { continue };
         if let Some(when) = &rule.when
-            && !when.eval_condition(&EvalCtx { plan, event, player })
+            && !when.eval_condition(&EvalCtx {
+                plan,
+                event,
+                player,
+            })
         {
             continue;
         }
@@ -345,7 +367,9 @@ fn decide_rules<'p>(
                 continue;
             }
             if let Some(limit) = rule.limit {
-                let lo = state.grant_times.partition_point(|&g| g <= t.saturating_sub(limit.per_ms));
+                let lo = state
+                    .grant_times
+                    .partition_point(|&g| g <= t.saturating_sub(limit.per_ms));
                 let hi = state.grant_times.partition_point(|&g| g <= t);
                 if hi.saturating_sub(lo) >= limit.count as usize {
                     continue;
@@ -357,14 +381,21 @@ fn decide_rules<'p>(
                 continue;
             }
         }
-        let keep_ms = rule.limit.map_or(0, |l| l.per_ms).saturating_add(config.engine.lateness_ms);
+        let keep_ms = rule
+            .limit
+            .map_or(0, |l| l.per_ms)
+            .saturating_add(config.engine.lateness_ms);
         let state = player.rule_mut(r);
         state.granted = true;
         state.last_grant_ts = Some(t);
         let at = state.grant_times.partition_point(|&g| g <= t);
         state.grant_times.insert(at, t);
         let newest = state.grant_times.back().copied().unwrap_or(t);
-        while state.grant_times.front().is_some_and(|&g| g < newest.saturating_sub(keep_ms)) {
+        while state
+            .grant_times
+            .front()
+            .is_some_and(|&g| g < newest.saturating_sub(keep_ms))
+        {
             state.grant_times.pop_front();
         }
         let mut events: Vec<Box<str>> = Vec::with_capacity(matched.len() + 1);
@@ -401,8 +432,15 @@ fn decide_rules<'p>(
             event_type: event.event_type,
             id: event.id.clone(),
         });
-        let newest = state.candidates.iter().map(|c| c.ts).max().unwrap_or(event.ts);
-        state.candidates.retain(|c| c.ts >= newest.saturating_sub(keep_ms));
+        let newest = state
+            .candidates
+            .iter()
+            .map(|c| c.ts)
+            .max()
+            .unwrap_or(event.ts);
+        state
+            .candidates
+            .retain(|c| c.ts >= newest.saturating_sub(keep_ms));
         if state.candidates.len() > cap {
             let excess = state.candidates.len() - cap;
             state.candidates.drain(..excess);
@@ -413,11 +451,18 @@ fn decide_rules<'p>(
 
 /// The latest candidates (log order) that fill the steps before the last, in
 /// order; None when some step cannot be filled or the first is too old.
-fn find_sequence(candidates: &[Candidate], steps: &[u16], within_ms: i64, t: i64) -> Option<Vec<usize>> {
+fn find_sequence(
+    candidates: &[Candidate],
+    steps: &[u16],
+    within_ms: i64,
+    t: i64,
+) -> Option<Vec<usize>> {
     let mut chosen = Vec::with_capacity(steps.len() - 1);
     let mut upper = candidates.len();
     for &step in steps[..steps.len() - 1].iter().rev() {
-        let at = candidates[..upper].iter().rposition(|c| c.event_type == step)?;
+        let at = candidates[..upper]
+            .iter()
+            .rposition(|c| c.event_type == step)?;
         chosen.push(at);
         upper = at;
     }
@@ -451,11 +496,20 @@ fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> 
             match &stage.kind {
                 StageKind::Solve { on, when } => {
                     let hit = *on == event.event_type
-                        && when
-                            .as_ref()
-                            .is_none_or(|w| w.eval_condition(&EvalCtx { plan, event, player }));
+                        && when.as_ref().is_none_or(|w| {
+                            w.eval_condition(&EvalCtx {
+                                plan,
+                                event,
+                                player,
+                            })
+                        });
                     if hit {
-                        solves.push(Solve { hunt: h, stage: k, solved: true, item: None });
+                        solves.push(Solve {
+                            hunt: h,
+                            stage: k,
+                            solved: true,
+                            item: None,
+                        });
                     }
                 }
                 StageKind::Answer { sha256 } => {
@@ -464,7 +518,12 @@ fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> 
                             veltrix_config::answer_sha256_of(event.data[2].as_str().unwrap_or(""))
                         });
                         if digest == *sha256 {
-                            solves.push(Solve { hunt: h, stage: k, solved: true, item: None });
+                            solves.push(Solve {
+                                hunt: h,
+                                stage: k,
+                                solved: true,
+                                item: None,
+                            });
                         }
                     }
                 }
@@ -472,8 +531,12 @@ fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> 
                     if *on != event.event_type {
                         continue;
                     }
-                    let Some(value) = event.data[*field as usize].as_str() else { continue };
-                    let Some(item) = items.iter().position(|i| i == value) else { continue };
+                    let Some(value) = event.data[*field as usize].as_str() else {
+                        continue;
+                    };
+                    let Some(item) = items.iter().position(|i| i == value) else {
+                        continue;
+                    };
                     let found = progress
                         .and_then(|p| p.collected.get(k as usize))
                         .map_or(&[][..], |v| v.as_slice());
@@ -481,13 +544,23 @@ fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> 
                         continue;
                     }
                     let have = found.iter().filter(|&&f| f).count();
-                    solves.push(Solve { hunt: h, stage: k, solved: have + 1 == items.len(), item: Some(item) });
+                    solves.push(Solve {
+                        hunt: h,
+                        stage: k,
+                        solved: have + 1 == items.len(),
+                        item: Some(item),
+                    });
                 }
                 StageKind::Puzzle(_) => {
                     if answers_stage(config, event, &hunt.name, &stage.id)
                         && crate::puzzles::answer_matches(plan, h, k, event)
                     {
-                        solves.push(Solve { hunt: h, stage: k, solved: true, item: None });
+                        solves.push(Solve {
+                            hunt: h,
+                            stage: k,
+                            solved: true,
+                            item: None,
+                        });
                     }
                 }
             }

@@ -63,11 +63,20 @@ impl Plan {
             rules_by_type,
             hunts_by_type,
             sequence_steps_by_type,
-            rule_sources: config.rules.iter().map(|r| source(format!("rule:{}", r.name))).collect(),
+            rule_sources: config
+                .rules
+                .iter()
+                .map(|r| source(format!("rule:{}", r.name)))
+                .collect(),
             stage_sources: config
                 .hunts
                 .iter()
-                .map(|h| h.stages.iter().map(|s| source(format!("hunt:{}:{}", h.name, s.id))).collect())
+                .map(|h| {
+                    h.stages
+                        .iter()
+                        .map(|s| source(format!("hunt:{}:{}", h.name, s.id)))
+                        .collect()
+                })
                 .collect(),
             first_finder_sources: config
                 .hunts
@@ -79,8 +88,16 @@ impl Plan {
                         .collect()
                 })
                 .collect(),
-            completion_sources: config.hunts.iter().map(|h| source(format!("hunt:{}:completion", h.name))).collect(),
-            prize_sources: config.hunts.iter().map(|h| source(format!("hunt:{}:prize", h.name))).collect(),
+            completion_sources: config
+                .hunts
+                .iter()
+                .map(|h| source(format!("hunt:{}:completion", h.name)))
+                .collect(),
+            prize_sources: config
+                .hunts
+                .iter()
+                .map(|h| source(format!("hunt:{}:prize", h.name)))
+                .collect(),
             puzzle_secret,
             config,
         }

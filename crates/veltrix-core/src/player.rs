@@ -92,7 +92,8 @@ impl PlayerState {
 
     pub fn hunt_mut(&mut self, hunt: HuntId) -> &mut HuntProgress {
         if self.hunts.len() <= hunt as usize {
-            self.hunts.resize_with(hunt as usize + 1, HuntProgress::default);
+            self.hunts
+                .resize_with(hunt as usize + 1, HuntProgress::default);
         }
         &mut self.hunts[hunt as usize]
     }

@@ -4,6 +4,11 @@ use crate::event::Event;
 use crate::plan::Plan;
 use veltrix_config::{HuntId, StageIndex};
 
-pub(crate) fn answer_matches(_plan: &Plan, _hunt: HuntId, _stage: StageIndex, _event: &Event) -> bool {
+pub(crate) fn answer_matches(
+    _plan: &Plan,
+    _hunt: HuntId,
+    _stage: StageIndex,
+    _event: &Event,
+) -> bool {
     false
 }

@@ -36,16 +36,14 @@ impl Tracking {
             by_type: vec![(Vec::new(), Vec::new()); config.event_types.len()],
             ..Tracking::default()
         };
-        let exprs = config
-            .rules
-            .iter()
-            .filter_map(|r| r.when.as_ref())
-            .chain(config.hunts.iter().flat_map(|h| {
+        let exprs = config.rules.iter().filter_map(|r| r.when.as_ref()).chain(
+            config.hunts.iter().flat_map(|h| {
                 h.stages.iter().filter_map(|s| match &s.kind {
                     veltrix_config::StageKind::Solve { when, .. } => when.as_ref(),
                     _ => None,
                 })
-            }));
+            }),
+        );
         for expr in exprs {
             let req = expr.requirements();
             for &(event_type, window) in &req.counts {
@@ -118,13 +116,17 @@ impl Series {
 
     /// Entries with ts in (t − window, t].
     fn range(&self, t: i64, window: i64) -> impl Iterator<Item = &(i64, f64)> {
-        let lo = self.entries.partition_point(|&(ts, _)| ts <= t.saturating_sub(window));
+        let lo = self
+            .entries
+            .partition_point(|&(ts, _)| ts <= t.saturating_sub(window));
         let hi = self.entries.partition_point(|&(ts, _)| ts <= t);
         self.entries.range(lo..hi.max(lo))
     }
 
     pub fn count(&self, t: i64, window: i64) -> i64 {
-        let lo = self.entries.partition_point(|&(ts, _)| ts <= t.saturating_sub(window));
+        let lo = self
+            .entries
+            .partition_point(|&(ts, _)| ts <= t.saturating_sub(window));
         let hi = self.entries.partition_point(|&(ts, _)| ts <= t);
         hi.saturating_sub(lo) as i64
     }
@@ -211,8 +213,12 @@ impl Windows {
             return;
         }
         if self.series.len() < tracking.series.len() {
-            self.series.resize_with(tracking.series.len(), Series::default);
-            self.streaks.resize_with(tracking.streaks.len(), Streak::default);
+            self.series
+                .resize_with(tracking.series.len(), Series::default);
+        }
+        if self.streaks.len() < tracking.streaks.len() {
+            self.streaks
+                .resize_with(tracking.streaks.len(), Streak::default);
         }
         for &index in series {
             let spec = &tracking.series[index];
