@@ -28,7 +28,10 @@ pub fn compile(sources: &[Source]) -> Result<Config, Vec<Diagnostic>> {
         .collect();
     let config = Compiler::new(&mut sink).run(&tables, sources);
     if sink.has_errors() {
-        Err(sink.diagnostics)
+        let mut diagnostics = sink.diagnostics;
+        // Reading order: by file, then by position (stable for equal spans).
+        diagnostics.sort_by_key(|d| (d.file_index, d.span.start));
+        Err(diagnostics)
     } else {
         // Invariant: without errors the compiler always produced a config.
         config.ok_or_else(Vec::new)

@@ -53,10 +53,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// `file:line:column: key: message` — the one-line form used in logs and tests.
     pub fn one_line(&self) -> String {
-        let mut out = format!(
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.column, self.key, self.message
-        );
+        let mut out = format!("{}:{}:{}: ", self.file, self.line, self.column);
+        if !self.key.is_empty() {
+            out.push_str(&self.key);
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
         if let Some(help) = &self.help {
             out.push_str(" (");
             out.push_str(help);

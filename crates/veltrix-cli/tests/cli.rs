@@ -1,0 +1,122 @@
+//! Runs the real `veltrix` binary, as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn veltrix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veltrix"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs veltrix")
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/golden-compass")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_accepts_the_example_and_exits_zero() {
+    let out = veltrix(&["check", example().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("is valid"));
+}
+
+#[test]
+fn check_reports_every_error_with_location_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[events.purchase.fields]\namount = \"number\"\n[rules.r]\non = \"purchse\"\nreward = { points = 1 }\n[rules.s]\non = \"purchase\"\nwhen = \"event.amout > 1\"\nreward = { points = 1 }\n").unwrap();
+    let out = veltrix(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.toml:4:6"), "{stderr}");
+    assert!(stderr.contains("unknown event type \"purchse\""), "{stderr}");
+    assert!(stderr.contains("did you mean \"purchase\"?"), "{stderr}");
+    assert!(stderr.contains("bad.toml:8:9"), "{stderr}");
+    assert!(stderr.contains("did you mean \"amount\"?"), "{stderr}");
+    assert!(stderr.contains("2 errors"), "{stderr}");
+
+    let json = veltrix(&["check", "--json", path.to_str().unwrap()]);
+    assert_eq!(json.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["valid"], false);
+    assert_eq!(value["diagnostics"][0]["line"], 4);
+    assert_eq!(value["diagnostics"][0]["key"], "rules.r.on");
+    assert_eq!(value["diagnostics"][0]["help"], "did you mean \"purchase\"?");
+}
+
+#[test]
+fn unreadable_input_exits_two_with_a_clear_message() {
+    let out = veltrix(&["check", "/nonexistent/veltrix.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read configuration /nonexistent/veltrix.toml"));
+}
+
+#[test]
+fn run_writes_the_state_dump_and_partitions_do_not_change_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = example().join("events.ndjson");
+    let mut dumps = Vec::new();
+    for partitions in ["1", "3"] {
+        let out_path = dir.path().join(format!("state-{partitions}.json"));
+        let out = veltrix(&[
+            "run", "--config", example().to_str().unwrap(), "--events", events.to_str().unwrap(),
+            "--out", out_path.to_str().unwrap(), "--now", "2026-12-03T00:00:00Z", "--partitions", partitions,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("accepted 20, duplicates 1, rejected 5"));
+        dumps.push(std::fs::read(&out_path).unwrap());
+    }
+    assert_eq!(dumps[0], dumps[1]);
+    let state: serde_json::Value = serde_json::from_slice(&dumps[0]).unwrap();
+    for key in ["events", "players", "leaderboards", "grants", "rejected"] {
+        assert!(state.get(key).is_some(), "dump lacks {key}");
+    }
+    assert_eq!(state["leaderboards"]["global"][0], serde_json::json!({"rank": 1, "player": "alice", "score": 1135}));
+}
+
+#[test]
+fn test_runs_the_example_cases() {
+    let out = veltrix(&["test", example().to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("PASS"));
+    assert!(stdout.lines().last().unwrap().ends_with(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn test_reports_failing_cases_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case.toml");
+    std::fs::write(&case, "[[case]]\nname = \"wrong points\"\nevents = [{ id = \"l\", player = \"a\", type = \"login\", ts = 1796083200000 }]\n[case.expect]\nplayers.a = { points = 11 }\n").unwrap();
+    let out = veltrix(&["test", example().to_str().unwrap(), case.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("players.a.points: expected 11, got 10"), "{stdout}");
+    assert!(stdout.contains("cases: 0 passed, 1 failed"), "{stdout}");
+}
+
+#[test]
+fn schema_describes_every_section() {
+    let out = veltrix(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let properties = schema["properties"].as_object().unwrap();
+    for key in ["server", "engine", "currencies", "events", "rules", "hunts", "leaderboards", "views"] {
+        assert!(properties.contains_key(key), "schema lacks {key}");
+    }
+}
+
+#[test]
+fn hash_answer_normalizes() {
+    let a = veltrix(&["hash-answer", "  Key  Board "]);
+    let b = veltrix(&["hash-answer", "key board"]);
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    assert_eq!(text(&a.stdout).trim().len(), 64);
+}

@@ -1,0 +1,61 @@
+//! Snapshot tests of `check` diagnostics: one small fixture per family of
+//! mistakes, every diagnostic in its one-line form (file:line:column: key:
+//! message (help)). Snapshots live in tests/snapshots.
+
+use veltrix_config::{Source, compile};
+
+fn diagnostics_of(sources: &[Source]) -> String {
+    match compile(sources) {
+        Ok(_) => "valid".to_string(),
+        Err(diagnostics) => diagnostics.iter().map(|d| d.one_line()).collect::<Vec<_>>().join("\n"),
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    diagnostics_of(&[Source::new(format!("{name}.toml"), text)])
+}
+
+macro_rules! snapshot_fixture {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(stringify!($name), fixture(stringify!($name)));
+        }
+    )*};
+}
+
+snapshot_fixture!(unknown_names, unknown_keys, wrong_types, fields, expressions, hunts, rules_shape, views, syntax);
+
+#[test]
+fn definitions_across_files_merge_and_duplicates_name_both_places() {
+    let a = Source::new("a.toml", "[events.login]\n[rules.hello]\non = \"login\"\nreward = { points = 1 }\n[server]\npartitions = 2\n");
+    let b = Source::new("b.toml", "[currencies.coins]\n[rules.hello]\non = \"login\"\nreward = { coins = 1 }\n[server]\nlisten = \"127.0.0.1:1\"\n");
+    insta::assert_snapshot!("multi_file", diagnostics_of(&[a, b]));
+}
+
+#[test]
+fn files_merge_when_names_do_not_clash() {
+    let a = Source::new("a.toml", "[events.login]\n[rules.hello]\non = \"login\"\nreward = { coins = 1 }\n");
+    let b = Source::new("b.toml", "[currencies.coins]\n[leaderboards.global]\n");
+    let config = compile(&[a, b]).expect("valid");
+    assert_eq!(config.rules[0].reward.currencies, vec![(0, 1)]);
+    assert_eq!(config.leaderboards.len(), 1);
+}
+
+#[test]
+fn example_configuration_is_valid() {
+    let path = format!("{}/../../examples/golden-compass/veltrix.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(diagnostics_of(&[Source::new("veltrix.toml", text)]), "valid");
+}
+
+#[test]
+fn expression_error_columns_point_into_the_expression() {
+    let text = "[events.e.fields]\nn = \"integer\"\n[rules.r]\non = \"e\"\nwhen = \"event.n > 1 && event.m\"\nreward = { points = 1 }\n";
+    let errors = compile(&[Source::new("c.toml", text)]).unwrap_err();
+    let d = errors.iter().find(|d| d.code == "expression").unwrap();
+    assert_eq!((d.line, d.column), (5, 24));
+    assert_eq!(&text[d.span.clone()], "event.m");
+}
