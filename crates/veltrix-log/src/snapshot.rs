@@ -1,0 +1,212 @@
+//! Snapshots of engine state in `data_dir/snapshots/`, written atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::LogError;
+use crate::format::{
+    SNAPSHOT_VERSION, SnapshotProblem, decode_snapshot, encode_snapshot, parse_snapshot_file_name,
+    snapshot_file_name,
+};
+use crate::storage::{FsStorage, Storage};
+
+/// Name of the snapshot directory in the data directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Snapshot store options.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotOptions {
+    /// How many snapshots to keep (newest by seq); at least 1. Default 3.
+    pub keep: usize,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { keep: 3 }
+    }
+}
+
+/// A snapshot read back from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The log seq the snapshot covers (state after applying records 1..=seq).
+    pub seq: u64,
+    /// The opaque payload given to [`SnapshotStore::write`].
+    pub payload: Vec<u8>,
+    /// The file it came from.
+    pub path: PathBuf,
+}
+
+/// A snapshot file that [`SnapshotStore::latest`] passed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedSnapshot {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// Result of [`SnapshotStore::latest`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LatestSnapshot {
+    /// Newest valid snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Newer files that were corrupt and skipped (the server must log these).
+    pub skipped: Vec<SkippedSnapshot>,
+}
+
+/// Writes and finds snapshots. The data directory lock held by [`crate::Log`]
+/// is what keeps a second process out; the store itself takes no lock.
+pub struct SnapshotStore {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    opts: SnapshotOptions,
+}
+
+impl std::fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStore")
+            .field("dir", &self.dir)
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+impl SnapshotStore {
+    /// Opens `data_dir/snapshots` on the real file system.
+    pub fn open(data_dir: &Path, opts: SnapshotOptions) -> Result<SnapshotStore, LogError> {
+        SnapshotStore::open_with(Arc::new(FsStorage), data_dir, opts)
+    }
+
+    /// Opens `data_dir/snapshots` on `storage`, creating it, and removes temporary
+    /// files left by a crash during [`SnapshotStore::write`] (they were never
+    /// renamed, so nothing refers to them).
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        data_dir: &Path,
+        opts: SnapshotOptions,
+    ) -> Result<SnapshotStore, LogError> {
+        if opts.keep == 0 {
+            return Err(LogError::InvalidOptions(
+                "snapshot keep must be at least 1".into(),
+            ));
+        }
+        let dir = data_dir.join(SNAPSHOT_DIR);
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| LogError::io("create directory", &dir, e))?;
+        let store = SnapshotStore { storage, dir, opts };
+        for name in store.names()? {
+            if name.ends_with(TMP_SUFFIX) {
+                let p = store.dir.join(&name);
+                store
+                    .storage
+                    .remove(&p)
+                    .map_err(|e| LogError::io("remove temporary snapshot", &p, e))?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn names(&self) -> Result<Vec<String>, LogError> {
+        self.storage
+            .list(&self.dir)
+            .map_err(|e| LogError::io("list", &self.dir, e))
+    }
+
+    /// Seqs of the snapshot files present, oldest first (valid or not).
+    pub fn list(&self) -> Result<Vec<u64>, LogError> {
+        let mut seqs: Vec<u64> = self
+            .names()?
+            .iter()
+            .filter_map(|n| parse_snapshot_file_name(n))
+            .collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// Atomically writes the snapshot covering the log up to `seq`: temp file,
+    /// write, fsync, rename over `NNN.snap`, fsync the directory. Then deletes all
+    /// but the newest `keep` snapshots. Returns the snapshot's path.
+    pub fn write(&self, seq: u64, payload: &[u8]) -> Result<PathBuf, LogError> {
+        let name = snapshot_file_name(seq);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
+        match self.storage.remove(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io("remove temporary snapshot", &tmp, e)),
+        }
+        {
+            let mut f = self
+                .storage
+                .create(&tmp)
+                .map_err(|e| LogError::io("create", &tmp, e))?;
+            f.write_all(&encode_snapshot(seq, payload))
+                .map_err(|e| LogError::io("write", &tmp, e))?;
+            f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
+        }
+        self.storage
+            .rename(&tmp, &path)
+            .map_err(|e| LogError::io("rename", &tmp, e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync directory", &self.dir, e))?;
+        let seqs = self.list()?;
+        if seqs.len() > self.opts.keep {
+            for old in &seqs[..seqs.len() - self.opts.keep] {
+                let p = self.dir.join(snapshot_file_name(*old));
+                self.storage
+                    .remove(&p)
+                    .map_err(|e| LogError::io("remove old snapshot", &p, e))?;
+            }
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(path)
+    }
+
+    /// The newest valid snapshot. Corrupt newer files are skipped and reported in
+    /// [`LatestSnapshot::skipped`]. A file with a *newer format version* is an
+    /// error ([`LogError::SnapshotVersion`]), not skipped: it is probably valid,
+    /// and starting from an older snapshot would need log records that may be
+    /// retired already.
+    pub fn latest(&self) -> Result<LatestSnapshot, LogError> {
+        let mut out = LatestSnapshot::default();
+        for seq in self.list()?.into_iter().rev() {
+            let name = snapshot_file_name(seq);
+            let path = self.dir.join(&name);
+            let bytes = self
+                .storage
+                .read(&path)
+                .map_err(|e| LogError::io("read snapshot", &path, e))?;
+            match decode_snapshot(&bytes) {
+                Ok((s, payload)) if s == seq => {
+                    out.snapshot = Some(Snapshot {
+                        seq,
+                        payload: payload.to_vec(),
+                        path,
+                    });
+                    return Ok(out);
+                }
+                Ok((s, _)) => out.skipped.push(SkippedSnapshot {
+                    path,
+                    reason: format!("header says seq {s} but the file name says {seq}"),
+                }),
+                Err(SnapshotProblem::Corrupt(reason)) => {
+                    out.skipped.push(SkippedSnapshot { path, reason })
+                }
+                Err(SnapshotProblem::NewerVersion(found)) => {
+                    return Err(LogError::SnapshotVersion {
+                        file: format!("{SNAPSHOT_DIR}/{name}"),
+                        found,
+                        supported: SNAPSHOT_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
