@@ -35,7 +35,10 @@ fn check_reports_every_error_with_location_and_exits_one() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad.toml:4:6"), "{stderr}");
-    assert!(stderr.contains("unknown event type \"purchse\""), "{stderr}");
+    assert!(
+        stderr.contains("unknown event type \"purchse\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean \"purchase\"?"), "{stderr}");
     assert!(stderr.contains("bad.toml:8:9"), "{stderr}");
     assert!(stderr.contains("did you mean \"amount\"?"), "{stderr}");
@@ -47,7 +50,10 @@ fn check_reports_every_error_with_location_and_exits_one() {
     assert_eq!(value["valid"], false);
     assert_eq!(value["diagnostics"][0]["line"], 4);
     assert_eq!(value["diagnostics"][0]["key"], "rules.r.on");
-    assert_eq!(value["diagnostics"][0]["help"], "did you mean \"purchase\"?");
+    assert_eq!(
+        value["diagnostics"][0]["help"],
+        "did you mean \"purchase\"?"
+    );
 }
 
 #[test]
@@ -65,8 +71,17 @@ fn run_writes_the_state_dump_and_partitions_do_not_change_it() {
     for partitions in ["1", "3"] {
         let out_path = dir.path().join(format!("state-{partitions}.json"));
         let out = veltrix(&[
-            "run", "--config", example().to_str().unwrap(), "--events", events.to_str().unwrap(),
-            "--out", out_path.to_str().unwrap(), "--now", "2026-12-03T00:00:00Z", "--partitions", partitions,
+            "run",
+            "--config",
+            example().to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+            "--now",
+            "2026-12-03T00:00:00Z",
+            "--partitions",
+            partitions,
         ]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         assert!(text(&out.stderr).contains("accepted 20, duplicates 1, rejected 5"));
@@ -77,7 +92,10 @@ fn run_writes_the_state_dump_and_partitions_do_not_change_it() {
     for key in ["events", "players", "leaderboards", "grants", "rejected"] {
         assert!(state.get(key).is_some(), "dump lacks {key}");
     }
-    assert_eq!(state["leaderboards"]["global"][0], serde_json::json!({"rank": 1, "player": "alice", "score": 1135}));
+    assert_eq!(
+        state["leaderboards"]["global"][0],
+        serde_json::json!({"rank": 1, "player": "alice", "score": 1135})
+    );
 }
 
 #[test]
@@ -86,7 +104,14 @@ fn test_runs_the_example_cases() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("PASS"));
-    assert!(stdout.lines().last().unwrap().ends_with(" passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" passed, 0 failed"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -98,7 +123,10 @@ fn test_reports_failing_cases_and_exits_one() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL"), "{stdout}");
-    assert!(stdout.contains("players.a.points: expected 11, got 10"), "{stdout}");
+    assert!(
+        stdout.contains("players.a.points: expected 11, got 10"),
+        "{stdout}"
+    );
     assert!(stdout.contains("cases: 0 passed, 1 failed"), "{stdout}");
 }
 
@@ -108,7 +136,16 @@ fn schema_describes_every_section() {
     assert_eq!(out.status.code(), Some(0));
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let properties = schema["properties"].as_object().unwrap();
-    for key in ["server", "engine", "currencies", "events", "rules", "hunts", "leaderboards", "views"] {
+    for key in [
+        "server",
+        "engine",
+        "currencies",
+        "events",
+        "rules",
+        "hunts",
+        "leaderboards",
+        "views",
+    ] {
         assert!(properties.contains_key(key), "schema lacks {key}");
     }
 }

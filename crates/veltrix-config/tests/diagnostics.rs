@@ -7,7 +7,11 @@ use veltrix_config::{Source, compile};
 fn diagnostics_of(sources: &[Source]) -> String {
     match compile(sources) {
         Ok(_) => "valid".to_string(),
-        Err(diagnostics) => diagnostics.iter().map(|d| d.one_line()).collect::<Vec<_>>().join("\n"),
+        Err(diagnostics) => diagnostics
+            .iter()
+            .map(|d| d.one_line())
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 
@@ -26,18 +30,37 @@ macro_rules! snapshot_fixture {
     )*};
 }
 
-snapshot_fixture!(unknown_names, unknown_keys, wrong_types, fields, expressions, hunts, rules_shape, views, syntax);
+snapshot_fixture!(
+    unknown_names,
+    unknown_keys,
+    wrong_types,
+    fields,
+    expressions,
+    hunts,
+    rules_shape,
+    views,
+    syntax
+);
 
 #[test]
 fn definitions_across_files_merge_and_duplicates_name_both_places() {
-    let a = Source::new("a.toml", "[events.login]\n[rules.hello]\non = \"login\"\nreward = { points = 1 }\n[server]\npartitions = 2\n");
-    let b = Source::new("b.toml", "[currencies.coins]\n[rules.hello]\non = \"login\"\nreward = { coins = 1 }\n[server]\nlisten = \"127.0.0.1:1\"\n");
+    let a = Source::new(
+        "a.toml",
+        "[events.login]\n[rules.hello]\non = \"login\"\nreward = { points = 1 }\n[server]\npartitions = 2\n",
+    );
+    let b = Source::new(
+        "b.toml",
+        "[currencies.coins]\n[rules.hello]\non = \"login\"\nreward = { coins = 1 }\n[server]\nlisten = \"127.0.0.1:1\"\n",
+    );
     insta::assert_snapshot!("multi_file", diagnostics_of(&[a, b]));
 }
 
 #[test]
 fn files_merge_when_names_do_not_clash() {
-    let a = Source::new("a.toml", "[events.login]\n[rules.hello]\non = \"login\"\nreward = { coins = 1 }\n");
+    let a = Source::new(
+        "a.toml",
+        "[events.login]\n[rules.hello]\non = \"login\"\nreward = { coins = 1 }\n",
+    );
     let b = Source::new("b.toml", "[currencies.coins]\n[leaderboards.global]\n");
     let config = compile(&[a, b]).expect("valid");
     assert_eq!(config.rules[0].reward.currencies, vec![(0, 1)]);
@@ -46,9 +69,15 @@ fn files_merge_when_names_do_not_clash() {
 
 #[test]
 fn example_configuration_is_valid() {
-    let path = format!("{}/../../examples/golden-compass/veltrix.toml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../examples/golden-compass/veltrix.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).unwrap();
-    assert_eq!(diagnostics_of(&[Source::new("veltrix.toml", text)]), "valid");
+    assert_eq!(
+        diagnostics_of(&[Source::new("veltrix.toml", text)]),
+        "valid"
+    );
 }
 
 #[test]

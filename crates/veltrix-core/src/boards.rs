@@ -4,9 +4,11 @@
 //! report their grants — only on each player's own grants, which one
 //! partition applies in log order.
 
+use crate::engine::FastMap;
 use crate::grant::Grant;
 use crate::windows::period_index;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use veltrix_config::veltrix_expr::Period as ExprPeriod;
 use veltrix_config::{Config, Period};
 use veltrix_rank::{Board, Row};
@@ -15,8 +17,8 @@ use veltrix_rank::{Board, Row};
 pub struct Boards {
     /// Per configured leaderboard: bucket → board. `All` uses bucket 0.
     pub boards: Vec<BTreeMap<i64, Board>>,
-    names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    names: Vec<Arc<str>>,
+    ids: FastMap<Arc<str>, u32>,
 }
 
 /// A leaderboard row with the player's name.
@@ -43,13 +45,13 @@ impl Boards {
         }
     }
 
-    fn intern(&mut self, player: &str) -> u32 {
-        if let Some(&id) = self.ids.get(player) {
+    fn intern(&mut self, player: &Arc<str>) -> u32 {
+        if let Some(&id) = self.ids.get(&**player) {
             return id;
         }
         let id = self.names.len() as u32;
-        self.names.push(player.into());
-        self.ids.insert(player.into(), id);
+        self.names.push(player.clone());
+        self.ids.insert(player.clone(), id);
         id
     }
 

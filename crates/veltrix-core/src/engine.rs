@@ -7,6 +7,12 @@ use crate::event::{Event, parse_event};
 use crate::partition::{Claims, CountingClaims, Effect, Partition, SpendOutcome};
 use crate::plan::Plan;
 use std::collections::HashSet;
+
+/// Hash maps keyed by player names and event ids: foldhash is several times
+/// faster than SipHash on short strings and still seeded per process. No
+/// output ever iterates these maps, so the seed cannot affect results.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -55,7 +61,10 @@ impl Engine {
     }
 
     pub fn partition_of(&self, player: &str) -> usize {
-        partition_of(player, self.partitions.len())
+        match self.partitions.len() {
+            1 => 0,
+            n => partition_of(player, n),
+        }
     }
 
     /// Applies one accepted event at log position `seq`.
@@ -146,7 +155,7 @@ pub enum Submission {
 /// so it lives here, before events are split by player.
 #[derive(Default)]
 pub struct Ingest {
-    seen: HashSet<Box<str>>,
+    seen: FastSet<Arc<str>>,
     pub counts: Counts,
     pub rejected: Vec<Rejection>,
     pub next_seq: u64,

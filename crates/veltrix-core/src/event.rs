@@ -47,8 +47,8 @@ impl FieldValue {
 /// A validated event. `data[slot]` follows the event type's field order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
-    pub id: Box<str>,
-    pub player: Box<str>,
+    pub id: std::sync::Arc<str>,
+    pub player: std::sync::Arc<str>,
     pub event_type: EventTypeId,
     /// Event time in ms since the epoch; filled with the acceptance time when
     /// the sender gave none, so replay sees the same value.

@@ -29,20 +29,36 @@ impl Cause {
     }
 }
 
+/// A grant's id: 128 bits derived from its cause, shown as 32 lowercase hex
+/// characters. Kept as a number so grants and coins allocate no strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantId(pub u128);
+
+impl std::fmt::Display for GrantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl serde::Serialize for GrantId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grant {
-    /// 32 lowercase hex characters.
-    pub id: Box<str>,
+    pub id: GrantId,
     /// Log position of the triggering event.
     pub seq: u64,
     /// Event time of the triggering event.
     pub ts: i64,
-    pub player: Box<str>,
+    pub player: Arc<str>,
     pub cause: Cause,
     /// `rule:NAME`, `hunt:HUNT:STAGE`, … shared per configuration.
     pub source: Arc<str>,
     /// Ids of the events that caused it, in log order; the last one triggered it.
-    pub events: Vec<Box<str>>,
+    pub events: Vec<Arc<str>>,
     pub points: i64,
     pub currencies: Vec<(CurrencyId, i64)>,
     pub badge: Option<BadgeId>,
@@ -54,16 +70,16 @@ pub struct Grant {
 pub struct Spend {
     pub key: Box<str>,
     pub seq: u64,
-    pub player: Box<str>,
+    pub player: Arc<str>,
     pub currency: CurrencyId,
     pub amount: i64,
     /// (grant id, first unit, last unit), inclusive, in spending order.
-    pub units: Vec<(Box<str>, i64, i64)>,
+    pub units: Vec<(GrantId, i64, i64)>,
 }
 
 /// Deterministic grant id: xxh3-128 over length-prefixed parts, so no two
 /// different causes can encode to the same byte string.
-pub fn grant_id(source: &str, player: &str, events: &[Box<str>]) -> Box<str> {
+pub fn grant_id(source: &str, player: &str, events: &[Arc<str>]) -> GrantId {
     let mut hasher = Xxh3::new();
     for part in [source, player]
         .into_iter()
@@ -72,7 +88,7 @@ pub fn grant_id(source: &str, player: &str, events: &[Box<str>]) -> Box<str> {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    format!("{:032x}", hasher.digest128()).into_boxed_str()
+    GrantId(hasher.digest128())
 }
 
 #[cfg(test)]
@@ -82,7 +98,7 @@ mod tests {
     #[test]
     fn grant_ids_depend_on_every_part_and_on_boundaries() {
         let a = grant_id("rule:x", "alice", &["e1".into()]);
-        assert_eq!(a.len(), 32);
+        assert_eq!(a.to_string().len(), 32);
         assert_eq!(a, grant_id("rule:x", "alice", &["e1".into()]));
         assert_ne!(a, grant_id("rule:x", "alice", &["e2".into()]));
         assert_ne!(a, grant_id("rule:y", "alice", &["e1".into()]));

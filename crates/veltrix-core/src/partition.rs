@@ -12,12 +12,14 @@
 //! Global decisions (first finders, prize supply) go through [`Claims`], which
 //! answers by log order across all partitions.
 
+use crate::engine::FastMap;
 use crate::event::{Event, FieldValue};
 use crate::grant::{Cause, Grant, Spend, grant_id};
 use crate::plan::Plan;
 use crate::player::{Candidate, LedgerEntry, PlayerState};
 use crate::windows::period_index;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use veltrix_config::veltrix_expr::{Context, Period, Value};
 use veltrix_config::{HuntId, Reward, StageIndex, StageKind, Trigger};
 
@@ -86,14 +88,14 @@ pub enum SpendOutcome {
 #[derive(Debug, Default, Clone)]
 pub struct Partition {
     pub players: Vec<PlayerState>,
-    index: HashMap<Box<str>, u32>,
+    index: FastMap<Arc<str>, u32>,
     pub grants: Vec<Grant>,
     pub spends: Vec<Spend>,
 }
 
 struct PendingGrant<'p> {
     cause: Cause,
-    events: Vec<Box<str>>,
+    events: Vec<Arc<str>>,
     reward: RewardRef<'p>,
 }
 
@@ -119,13 +121,13 @@ impl Partition {
         self.player_id(name).map(|i| &self.players[i as usize])
     }
 
-    fn player_id_or_insert(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.index.get(name) {
+    fn player_id_or_insert(&mut self, name: &Arc<str>) -> u32 {
+        if let Some(&id) = self.index.get(&**name) {
             return id;
         }
         let id = self.players.len() as u32;
-        self.players.push(PlayerState::new(name));
-        self.index.insert(name.into(), id);
+        self.players.push(PlayerState::new(name.clone()));
+        self.index.insert(name.clone(), id);
         id
     }
 
@@ -272,7 +274,7 @@ impl Partition {
         let id = grant_id(source, &player.name, &pending.events);
         player.points += points;
         for &(currency, amount) in &currencies {
-            player.credit(currency, amount, &id);
+            player.credit(currency, amount, id);
         }
         if let Some(badge) = badge
             && !player.has_badge(badge)
@@ -305,7 +307,10 @@ impl Partition {
         key: &str,
         seq: u64,
     ) -> SpendOutcome {
-        let pid = self.player_id_or_insert(player_name);
+        let pid = match self.player_id(player_name) {
+            Some(pid) => pid,
+            None => self.player_id_or_insert(&Arc::from(player_name)),
+        };
         let player = &mut self.players[pid as usize];
         if let Some(&(_, ledger_index)) = player.spend_keys.iter().find(|(k, _)| &**k == key)
             && let LedgerEntry::Spend(i) = player.ledger[ledger_index]
@@ -398,7 +403,7 @@ fn decide_rules<'p>(
         {
             state.grant_times.pop_front();
         }
-        let mut events: Vec<Box<str>> = Vec::with_capacity(matched.len() + 1);
+        let mut events: Vec<Arc<str>> = Vec::with_capacity(matched.len() + 1);
         if !matched.is_empty() {
             consumed_by.push(r);
             for &i in &matched {
@@ -426,24 +431,22 @@ fn decide_rules<'p>(
         let keep_ms = within_ms.saturating_add(config.engine.lateness_ms);
         let cap = config.engine.sequence_candidates;
         let state = player.rule_mut(r);
-        state.candidates.push(Candidate {
+        state.candidates.push_back(Candidate {
             seq,
             ts: event.ts,
             event_type: event.event_type,
             id: event.id.clone(),
         });
-        let newest = state
+        state.candidates_newest_ts = state.candidates_newest_ts.max(event.ts);
+        // Candidates are in log order, so pruning from the front is amortized
+        // O(1); a late candidate in the middle goes when it reaches the front.
+        let horizon = state.candidates_newest_ts.saturating_sub(keep_ms);
+        while state
             .candidates
-            .iter()
-            .map(|c| c.ts)
-            .max()
-            .unwrap_or(event.ts);
-        state
-            .candidates
-            .retain(|c| c.ts >= newest.saturating_sub(keep_ms));
-        if state.candidates.len() > cap {
-            let excess = state.candidates.len() - cap;
-            state.candidates.drain(..excess);
+            .front()
+            .is_some_and(|c| c.ts < horizon || state.candidates.len() > cap)
+        {
+            state.candidates.pop_front();
         }
     }
     grants
@@ -452,7 +455,7 @@ fn decide_rules<'p>(
 /// The latest candidates (log order) that fill the steps before the last, in
 /// order; None when some step cannot be filled or the first is too old.
 fn find_sequence(
-    candidates: &[Candidate],
+    candidates: &VecDeque<Candidate>,
     steps: &[u16],
     within_ms: i64,
     t: i64,
@@ -460,8 +463,8 @@ fn find_sequence(
     let mut chosen = Vec::with_capacity(steps.len() - 1);
     let mut upper = candidates.len();
     for &step in steps[..steps.len() - 1].iter().rev() {
-        let at = candidates[..upper]
-            .iter()
+        let at = candidates
+            .range(..upper)
             .rposition(|c| c.event_type == step)?;
         chosen.push(at);
         upper = at;

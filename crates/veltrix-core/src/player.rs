@@ -1,18 +1,20 @@
 //! One player's state. Everything the engine needs to decide the next event
 //! of this player lives here, so a partition owns its players outright.
 
+use crate::grant::GrantId;
 use crate::windows::Windows;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use veltrix_config::{BadgeId, HuntId};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlayerState {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     pub points: i64,
     /// Indexed by currency id; grows on first grant.
     pub balances: Vec<i64>,
     /// Unspent units per currency, oldest first: (grant id, next unit, last unit).
-    pub coins: Vec<VecDeque<(Box<str>, i64, i64)>>,
+    pub coins: Vec<VecDeque<(GrantId, i64, i64)>>,
     /// In the order earned; no repeats.
     pub badges: Vec<BadgeId>,
     /// Sparse: only rules that fired or hold sequence candidates for this player.
@@ -40,7 +42,9 @@ pub struct RuleState {
     /// Event times of grants, for `limit` (kept sorted).
     pub grant_times: VecDeque<i64>,
     /// Unmatched sequence candidates, in log order.
-    pub candidates: Vec<Candidate>,
+    pub candidates: VecDeque<Candidate>,
+    /// Greatest event time among candidates ever added (for pruning).
+    pub candidates_newest_ts: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +52,7 @@ pub struct Candidate {
     pub seq: u64,
     pub ts: i64,
     pub event_type: u16,
-    pub id: Box<str>,
+    pub id: Arc<str>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,9 +75,9 @@ impl HuntProgress {
 }
 
 impl PlayerState {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: Arc<str>) -> Self {
         PlayerState {
-            name: name.into(),
+            name,
             ..PlayerState::default()
         }
     }
@@ -114,7 +118,7 @@ impl PlayerState {
     }
 
     /// Credits currency units of one grant.
-    pub fn credit(&mut self, currency: u16, amount: i64, grant_id: &str) {
+    pub fn credit(&mut self, currency: u16, amount: i64, grant_id: GrantId) {
         debug_assert!(amount > 0);
         let index = currency as usize;
         if self.balances.len() <= index {
@@ -122,11 +126,11 @@ impl PlayerState {
             self.coins.resize_with(index + 1, VecDeque::new);
         }
         self.balances[index] += amount;
-        self.coins[index].push_back((grant_id.into(), 1, amount));
+        self.coins[index].push_back((grant_id, 1, amount));
     }
 
     /// Takes `amount` units oldest first; None (and no change) when short.
-    pub fn debit(&mut self, currency: u16, amount: i64) -> Option<Vec<(Box<str>, i64, i64)>> {
+    pub fn debit(&mut self, currency: u16, amount: i64) -> Option<Vec<(GrantId, i64, i64)>> {
         let index = currency as usize;
         if amount <= 0 || self.balance(currency) < amount {
             return None;
@@ -140,7 +144,7 @@ impl PlayerState {
             let Some(lot) = lots.front_mut() else { break };
             let available = lot.2 - lot.1 + 1;
             let take = available.min(left);
-            taken.push((lot.0.clone(), lot.1, lot.1 + take - 1));
+            taken.push((lot.0, lot.1, lot.1 + take - 1));
             lot.1 += take;
             left -= take;
             if lot.1 > lot.2 {
@@ -159,15 +163,16 @@ mod tests {
 
     #[test]
     fn debit_takes_oldest_units_first_and_never_goes_negative() {
-        let mut p = PlayerState::new("alice");
-        p.credit(0, 3, "g1");
-        p.credit(0, 2, "g2");
+        let (g1, g2) = (GrantId(1), GrantId(2));
+        let mut p = PlayerState::new("alice".into());
+        p.credit(0, 3, g1);
+        p.credit(0, 2, g2);
         assert_eq!(p.debit(0, 6), None);
         assert_eq!(p.balance(0), 5);
         let taken = p.debit(0, 4).unwrap();
-        assert_eq!(taken, vec![("g1".into(), 1, 3), ("g2".into(), 1, 1)]);
+        assert_eq!(taken, vec![(g1, 1, 3), (g2, 1, 1)]);
         assert_eq!(p.balance(0), 1);
-        assert_eq!(p.debit(0, 1).unwrap(), vec![("g2".into(), 2, 2)]);
+        assert_eq!(p.debit(0, 1).unwrap(), vec![(g2, 2, 2)]);
         assert_eq!(p.balance(0), 0);
     }
 }

@@ -92,55 +92,89 @@ impl Tracking {
     }
 }
 
-/// Entries (ts, value) sorted by ts.
+/// Entries sorted by event time. A count series keeps only times; a sum
+/// series also keeps values and, while every value is a whole number below
+/// 2^53, running integer totals so a window sum is two lookups instead of a
+/// scan. Those totals are exact, so the result equals summing the window.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
-    entries: VecDeque<(i64, f64)>,
+    ts: VecDeque<i64>,
+    values: VecDeque<f64>,
+    /// `totals[i]` = sum of all values up to and including entry i, counted
+    /// from the first entry ever recorded (pruning keeps differences valid).
+    totals: VecDeque<i128>,
+    fractional: bool,
     newest: i64,
 }
 
+const EXACT_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
+
 impl Series {
-    pub fn record(&mut self, ts: i64, value: f64, keep_ms: i64) {
-        if self.entries.back().is_none_or(|&(last, _)| last <= ts) {
-            self.entries.push_back((ts, value));
+    pub fn record(&mut self, ts: i64, value: Option<f64>, keep_ms: i64) {
+        let at = if self.ts.back().is_none_or(|&last| last <= ts) {
+            self.ts.len()
         } else {
-            let at = self.entries.partition_point(|&(t, _)| t <= ts);
-            self.entries.insert(at, (ts, value));
+            self.ts.partition_point(|&t| t <= ts)
+        };
+        self.ts.insert(at, ts);
+        if let Some(value) = value {
+            self.values.insert(at, value);
+            if value.fract() != 0.0 || value.abs() >= EXACT_INTEGER {
+                self.fractional = true;
+                self.totals.clear();
+            }
+            if !self.fractional {
+                // Late entries rewrite the totals after them; in-order ones append.
+                let mut running = if at == 0 { 0 } else { self.totals[at - 1] };
+                self.totals.truncate(at);
+                for v in self.values.range(at..) {
+                    running += *v as i128;
+                    self.totals.push_back(running);
+                }
+            }
         }
         self.newest = self.newest.max(ts);
         let horizon = self.newest.saturating_sub(keep_ms);
-        while self.entries.front().is_some_and(|&(t, _)| t < horizon) {
-            self.entries.pop_front();
+        while self.ts.front().is_some_and(|&t| t < horizon) {
+            self.ts.pop_front();
+            self.values.pop_front();
+            self.totals.pop_front();
         }
+        debug_assert!(self.values.is_empty() || self.values.len() == self.ts.len());
     }
 
-    /// Entries with ts in (t − window, t].
-    fn range(&self, t: i64, window: i64) -> impl Iterator<Item = &(i64, f64)> {
+    /// Index range of entries with ts in (t − window, t].
+    fn bounds(&self, t: i64, window: i64) -> (usize, usize) {
         let lo = self
-            .entries
-            .partition_point(|&(ts, _)| ts <= t.saturating_sub(window));
-        let hi = self.entries.partition_point(|&(ts, _)| ts <= t);
-        self.entries.range(lo..hi.max(lo))
+            .ts
+            .partition_point(|&ts| ts <= t.saturating_sub(window));
+        let hi = self.ts.partition_point(|&ts| ts <= t);
+        (lo, hi.max(lo))
     }
 
     pub fn count(&self, t: i64, window: i64) -> i64 {
-        let lo = self
-            .entries
-            .partition_point(|&(ts, _)| ts <= t.saturating_sub(window));
-        let hi = self.entries.partition_point(|&(ts, _)| ts <= t);
-        hi.saturating_sub(lo) as i64
+        let (lo, hi) = self.bounds(t, window);
+        (hi - lo) as i64
     }
 
     pub fn sum(&self, t: i64, window: i64) -> f64 {
-        self.range(t, window).map(|&(_, v)| v).sum()
+        let (lo, hi) = self.bounds(t, window);
+        if lo == hi {
+            return 0.0;
+        }
+        if !self.fractional && self.totals.len() == self.ts.len() {
+            let before = self.totals[lo] - self.values[lo] as i128;
+            return (self.totals[hi - 1] - before) as f64;
+        }
+        self.values.range(lo..hi).sum()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ts.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.ts.is_empty()
     }
 }
 
@@ -223,10 +257,10 @@ impl Windows {
         for &index in series {
             let spec = &tracking.series[index];
             let value = match spec.field {
-                None => 1.0,
+                None => None,
                 // A missing optional field adds nothing to a sum.
                 Some(slot) => match value_of(slot) {
-                    Some(v) => v,
+                    Some(v) => Some(v),
                     None => continue,
                 },
             };
@@ -247,7 +281,7 @@ mod tests {
     fn count_and_sum_cover_half_open_window() {
         let mut s = Series::default();
         for (ts, v) in [(1000, 1.0), (2000, 2.0), (3000, 4.0)] {
-            s.record(ts, v, 1_000_000);
+            s.record(ts, Some(v), 1_000_000);
         }
         // (t − w, t] = (1000, 3000]: excludes the entry at exactly 1000.
         assert_eq!(s.count(3000, 2000), 2);
@@ -259,9 +293,12 @@ mod tests {
     #[test]
     fn out_of_order_entries_stay_sorted() {
         let mut s = Series::default();
-        for ts in [5000, 1000, 3000, 2000] {
-            s.record(ts, 1.0, 1_000_000);
+        for (ts, v) in [(5000, 5.0), (1000, 1.0), (3000, 3.0), (2000, 2.0)] {
+            s.record(ts, Some(v), 1_000_000);
         }
+        // Late entries keep the running totals exact.
+        assert_eq!(s.sum(3000, 2500), 6.0);
+        assert_eq!(s.sum(5000, 10_000), 11.0);
         assert_eq!(s.count(2500, 2000), 2);
         assert_eq!(s.count(5000, 10_000), 4);
     }
@@ -269,9 +306,20 @@ mod tests {
     #[test]
     fn old_entries_are_pruned_beyond_keep() {
         let mut s = Series::default();
-        s.record(0, 1.0, 1000);
-        s.record(5000, 1.0, 1000);
+        s.record(0, Some(1.0), 1000);
+        s.record(5000, Some(2.0), 1000);
         assert_eq!(s.len(), 1);
+        assert_eq!(s.sum(5000, 10_000), 2.0);
+    }
+
+    #[test]
+    fn fractional_values_fall_back_to_direct_summation() {
+        let mut s = Series::default();
+        for (ts, v) in [(1, 0.1), (2, 0.2), (3, 3.0)] {
+            s.record(ts, Some(v), 1_000_000);
+        }
+        assert_eq!(s.sum(3, 10), 0.1 + 0.2 + 3.0);
+        assert_eq!(s.sum(3, 2), 0.2 + 3.0);
     }
 
     #[test]

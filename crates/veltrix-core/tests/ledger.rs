@@ -205,5 +205,5 @@ fn spends_take_oldest_units_are_idempotent_and_never_overdraw() {
     let spend = &p0.spends[0];
     let g1 = &p0.grants[0].id;
     let g2 = &p0.grants[1].id;
-    assert_eq!(spend.units, vec![(g1.clone(), 1, 3), (g2.clone(), 1, 1)]);
+    assert_eq!(spend.units, vec![(*g1, 1, 3), (*g2, 1, 1)]);
 }
