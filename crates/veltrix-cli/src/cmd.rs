@@ -83,7 +83,7 @@ pub fn run(
         Some(text) => parse_time(text)?,
         None => now_ms(),
     };
-    let plan = Arc::new(Plan::new(config));
+    let plan = plan_for(config);
     let (ingest, engine) = run_ndjson(plan, &bytes, accept_time, partitions);
     let state = dump(&DumpSource::from_engine(&ingest, &engine));
     let text = state.to_json_pretty();
@@ -118,7 +118,7 @@ pub fn test(config_path: &Path, cases: &[PathBuf]) -> Result<ExitCode> {
     } else {
         cases.to_vec()
     };
-    let plan = Arc::new(Plan::new(config));
+    let plan = plan_for(config);
     let mut passed = 0;
     let mut failed = 0;
     for file in &files {
@@ -179,7 +179,90 @@ pub fn schema() -> Result<ExitCode> {
 }
 
 pub fn hash_answer(answer: &str) -> Result<ExitCode> {
-    println!("{}", hex_of(&veltrix_config::answer_sha256_of(answer)));
+    println!("{}", hex_of(&veltrix_config::answer_digest(answer)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Environment variable holding the server secret for generated puzzles.
+pub const PUZZLE_SECRET_ENV: &str = "VELTRIX_PUZZLE_SECRET";
+
+/// The engine plan with the puzzle secret from the environment. Generated
+/// puzzles, and so the state, depend on the secret: runs that must agree
+/// (a replay, a test against the server) must use the same one.
+pub fn plan_for(config: Arc<veltrix_config::Config>) -> Arc<Plan> {
+    let has_puzzles = config
+        .hunts
+        .iter()
+        .flat_map(|h| &h.stages)
+        .any(|s| matches!(s.kind, veltrix_config::StageKind::Puzzle(_)));
+    match std::env::var(PUZZLE_SECRET_ENV) {
+        Ok(secret) if !secret.is_empty() => {
+            Arc::new(Plan::with_secret(config, Arc::from(secret.as_bytes())))
+        }
+        _ => {
+            if has_puzzles {
+                eprintln!(
+                    "warning: {PUZZLE_SECRET_ENV} is not set; generated puzzles use the public development secret, so players could derive each other's instances"
+                );
+            }
+            Arc::new(Plan::new(config))
+        }
+    }
+}
+
+pub fn puzzle_preview(
+    config_path: &Path,
+    hunt: &str,
+    stage: &str,
+    player: &str,
+    reveal: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let Some(hunt_id) = config.hunt(hunt) else {
+        let help = veltrix_config::did_you_mean(hunt, config.hunts.iter().map(|h| h.name.as_str()))
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        bail!("unknown hunt \"{hunt}\"{help}");
+    };
+    let stages = &config.hunts[hunt_id as usize].stages;
+    let Some(stage_index) = stages.iter().position(|s| s.id == stage) else {
+        let help = veltrix_config::did_you_mean(stage, stages.iter().map(|s| s.id.as_str()))
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        bail!("hunt \"{hunt}\" has no stage \"{stage}\"{help}");
+    };
+    if player.is_empty() || player.len() > veltrix_core::event::MAX_ID_BYTES {
+        bail!(
+            "--player must be 1 to {} bytes",
+            veltrix_core::event::MAX_ID_BYTES
+        );
+    }
+    let plan = plan_for(config);
+    let Some(result) =
+        veltrix_core::puzzles::puzzle_instance(&plan, hunt_id, stage_index as u16, player)
+    else {
+        bail!("stage \"{stage}\" of hunt \"{hunt}\" is not a puzzle stage");
+    };
+    let instance =
+        result.map_err(|e| anyhow::anyhow!("cannot generate this player's instance: {e}"))?;
+    if json {
+        let mut value = serde_json::json!({"kind": instance.kind.as_str(), "difficulty": instance.difficulty, "text": instance.text});
+        if reveal {
+            value["answer"] = serde_json::json!(instance.answer);
+        }
+        println!("{value}");
+    } else {
+        println!(
+            "{hunt} / {stage} for {player}: {} ({})\n",
+            instance.kind.as_str(),
+            instance.difficulty
+        );
+        println!("{}", instance.text);
+        if reveal {
+            println!("\nanswer: {}", instance.answer);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

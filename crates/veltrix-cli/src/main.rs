@@ -60,6 +60,30 @@ enum Command {
     Schema,
     /// Print the answer_sha256 of an answer (normalized: trimmed, lowercased, spaces collapsed).
     HashAnswer { answer: String },
+    /// Generated puzzles.
+    #[command(subcommand)]
+    Puzzle(PuzzleCommand),
+}
+
+#[derive(Subcommand)]
+enum PuzzleCommand {
+    /// Print the puzzle instance a player gets for a stage (uses VELTRIX_PUZZLE_SECRET).
+    Preview {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        hunt: String,
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        player: String,
+        /// Also print the answer (for operators testing a hunt).
+        #[arg(long)]
+        reveal: bool,
+        /// Print one JSON object {"kind", "difficulty", "text", "answer"?}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +100,14 @@ fn main() -> ExitCode {
         Command::Test { config, cases } => cmd::test(&config, &cases),
         Command::Schema => cmd::schema(),
         Command::HashAnswer { answer } => cmd::hash_answer(&answer),
+        Command::Puzzle(PuzzleCommand::Preview {
+            config,
+            hunt,
+            stage,
+            player,
+            reveal,
+            json,
+        }) => cmd::puzzle_preview(&config, &hunt, &stage, &player, reveal, json),
     };
     match result {
         Ok(code) => code,

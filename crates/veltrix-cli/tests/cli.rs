@@ -7,6 +7,7 @@ fn veltrix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veltrix"))
         .args(args)
         .env("NO_COLOR", "1")
+        .env_remove("VELTRIX_PUZZLE_SECRET")
         .output()
         .expect("runs veltrix")
 }
@@ -156,4 +157,145 @@ fn hash_answer_normalizes() {
     let b = veltrix(&["hash-answer", "key board"]);
     assert_eq!(text(&a.stdout), text(&b.stdout));
     assert_eq!(text(&a.stdout).trim().len(), 64);
+}
+
+fn preview(player: &str, extra: &[&str]) -> serde_json::Value {
+    let config = example();
+    let mut args = vec![
+        "puzzle",
+        "preview",
+        "--config",
+        config.to_str().unwrap(),
+        "--hunt",
+        "golden_compass",
+        "--stage",
+        "cipher",
+        "--player",
+        player,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = veltrix(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("VELTRIX_PUZZLE_SECRET is not set"));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn puzzle_preview_hides_the_answer_unless_revealed() {
+    let hidden = preview("alice", &[]);
+    assert_eq!(hidden["kind"], "caesar");
+    assert!(hidden.get("answer").is_none());
+    let revealed = preview("alice", &["--reveal"]);
+    assert_eq!(revealed["text"], hidden["text"]);
+    let answer = revealed["answer"].as_str().unwrap();
+    assert!(
+        ["compass", "anchor", "harbor", "lantern"].contains(&answer),
+        "{answer}"
+    );
+    assert!(
+        !hidden["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains(answer)
+    );
+}
+
+#[test]
+fn puzzle_preview_names_unknown_stages() {
+    let config = example();
+    let out = veltrix(&[
+        "puzzle",
+        "preview",
+        "--config",
+        config.to_str().unwrap(),
+        "--hunt",
+        "golden_compass",
+        "--stage",
+        "ciphr",
+        "--player",
+        "a",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("has no stage \"ciphr\"; did you mean \"cipher\"?"));
+    let out = veltrix(&[
+        "puzzle",
+        "preview",
+        "--config",
+        config.to_str().unwrap(),
+        "--hunt",
+        "golden_compass",
+        "--stage",
+        "harbor",
+        "--player",
+        "a",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not a puzzle stage"));
+}
+
+#[test]
+fn a_script_can_play_the_hunt_to_the_end_with_previewed_answers() {
+    let player = "scripted";
+    let answer = preview(player, &["--reveal"])["answer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = [
+        serde_json::json!({"id": "s1", "player": player, "type": "location_visited", "ts": "2026-12-02T10:00:00Z", "data": {"place": "harbor"}}),
+        serde_json::json!({"id": "s2", "player": player, "type": "answer", "ts": "2026-12-02T10:01:00Z", "data": {"hunt": "golden_compass", "stage": "riddle", "answer": "keyboard"}}),
+        serde_json::json!({"id": "s3", "player": player, "type": "item_found", "ts": "2026-12-02T10:02:00Z", "data": {"item": "map"}}),
+        serde_json::json!({"id": "s4", "player": player, "type": "item_found", "ts": "2026-12-02T10:03:00Z", "data": {"item": "key"}}),
+        serde_json::json!({"id": "s5", "player": player, "type": "item_found", "ts": "2026-12-02T10:04:00Z", "data": {"item": "lantern"}}),
+        serde_json::json!({"id": "s6", "player": player, "type": "answer", "ts": "2026-12-02T10:05:00Z", "data": {"hunt": "golden_compass", "stage": "cipher", "answer": answer}}),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let events_path = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events_path,
+        events
+            .iter()
+            .map(|e| e.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = veltrix(&[
+        "run",
+        "--config",
+        example().to_str().unwrap(),
+        "--events",
+        events_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        state["players"][player]["hunts"]["golden_compass"]["completed"],
+        true
+    );
+    assert_eq!(
+        state["players"][player]["badges"],
+        serde_json::json!(["navigator"])
+    );
+    let sources: Vec<&str> = state["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["source"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.ends_with(&[
+            "hunt:golden_compass:cipher",
+            "hunt:golden_compass:completion",
+            "hunt:golden_compass:prize"
+        ]),
+        "{sources:?}"
+    );
+    // The plain answer appears in no grant (stage ids such as "harbor" may
+    // coincide with a cipher word, so the whole dump is not searched).
+    assert!(
+        !state["grants"]
+            .to_string()
+            .contains(&format!("\"{answer}\""))
+    );
 }

@@ -1201,7 +1201,7 @@ impl<'a, 's> Compiler<'a, 's> {
             let hint = v.get_ref().as_str().map(|plain| {
                 format!(
                     "use answer_sha256 = \"{}\"",
-                    hex::encode(answer_sha256_of(plain))
+                    hex::encode(veltrix_puzzles::answer_digest(plain))
                 )
             });
             self.error_help(
@@ -1436,16 +1436,38 @@ impl<'a, 's> Compiler<'a, 's> {
         let words = t.strings(self.sink, "words");
         let difficulty = t.string(self.sink, "difficulty");
         let size = t.count(self.sink, "size", 1, 64);
-        if t.get("kind").is_none() {
-            self.error(
-                t.loc.clone(),
-                "missing-key",
-                &t.key_path("kind"),
-                "puzzle needs kind, e.g. kind = \"caesar\"",
-            );
-        }
-        let settings = PuzzleSettings {
-            kind: kind.as_ref()?.0.to_string(),
+        t.finish(self.sink);
+        let Some((kind_name, kind_loc)) = kind else {
+            if t.get("kind").is_none() {
+                self.error(
+                    t.loc.clone(),
+                    "missing-key",
+                    &t.key_path("kind"),
+                    "puzzle needs kind, e.g. kind = \"caesar\"",
+                );
+            }
+            return None;
+        };
+        let kind = match kind_name.parse::<veltrix_puzzles::PuzzleKind>() {
+            Ok(kind) => kind,
+            Err(_) => {
+                let names = veltrix_puzzles::PuzzleKind::ALL.map(|k| k.as_str());
+                let help = did_you_mean(kind_name, names);
+                self.error_help(
+                    kind_loc,
+                    "invalid-puzzle",
+                    &t.key_path("kind"),
+                    format!(
+                        "unknown puzzle kind \"{kind_name}\": expected one of {}",
+                        names.join(", ")
+                    ),
+                    help,
+                );
+                return None;
+            }
+        };
+        let spec = veltrix_puzzles::PuzzleSpec {
+            kind,
             words: words
                 .as_ref()
                 .map(|(w, _)| w.iter().map(|(s, _)| s.to_string()).collect())
@@ -1453,25 +1475,24 @@ impl<'a, 's> Compiler<'a, 's> {
             difficulty: difficulty.as_ref().map(|(d, _)| d.to_string()),
             size: size.as_ref().map(|(n, _)| *n as u32),
         };
-        for problem in crate::puzzle::validate(&settings) {
+        let problems = veltrix_puzzles::validate_spec(&spec);
+        for problem in &problems {
             let loc = match problem.key {
-                "kind" => kind.as_ref().map(|k| k.1.clone()),
                 "words" => words.as_ref().map(|w| w.1.clone()),
                 "difficulty" => difficulty.as_ref().map(|d| d.1.clone()),
                 "size" => size.as_ref().map(|s| s.1.clone()),
-                _ => None,
+                _ => Some(kind_loc.clone()),
             }
             .unwrap_or_else(|| t.loc.clone());
             self.error_help(
                 loc,
                 "invalid-puzzle",
                 &t.key_path(problem.key),
-                problem.message,
-                problem.help,
+                problem.message.clone(),
+                problem.help.clone(),
             );
         }
-        t.finish(self.sink);
-        Some(StageKind::Puzzle(settings))
+        problems.is_empty().then_some(StageKind::Puzzle(spec))
     }
 
     // ---- leaderboards and views ------------------------------------------
@@ -1783,19 +1804,4 @@ fn version_of(sources: &[Source]) -> String {
         hasher.update(source.text.as_bytes());
     }
     hex::encode(&hasher.finalize()[..8])
-}
-
-/// SHA-256 of a normalized answer; the same normalization the engine applies.
-pub fn answer_sha256_of(plain: &str) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let normalized = normalize_answer(plain);
-    Sha256::digest(normalized.as_bytes()).into()
-}
-
-/// Trim, lowercase, and collapse inner whitespace runs to one space.
-pub fn normalize_answer(raw: &str) -> String {
-    raw.split_whitespace()
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

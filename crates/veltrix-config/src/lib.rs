@@ -5,12 +5,13 @@
 mod compile;
 mod diag;
 mod model;
-mod puzzle;
 mod schema;
 mod walk;
 
-pub use compile::{answer_sha256_of, compile, normalize_answer};
+pub use compile::compile;
 pub use diag::{Diagnostic, Severity, Source, did_you_mean, line_column};
 pub use model::*;
 pub use schema::json_schema;
 pub use veltrix_expr;
+pub use veltrix_puzzles;
+pub use veltrix_puzzles::{answer_digest, normalize_answer};

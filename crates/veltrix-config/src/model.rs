@@ -228,16 +228,8 @@ pub enum StageKind {
         field: FieldSlot,
         items: Vec<String>,
     },
-    Puzzle(PuzzleSettings),
-}
-
-/// A `puzzle = {…}` table as written; the puzzles crate interprets it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PuzzleSettings {
-    pub kind: String,
-    pub words: Vec<String>,
-    pub difficulty: Option<String>,
-    pub size: Option<u32>,
+    /// Checked at compile time: `veltrix_puzzles::prepare` accepts it.
+    Puzzle(veltrix_puzzles::PuzzleSpec),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -39,7 +39,8 @@ snapshot_fixture!(
     hunts,
     rules_shape,
     views,
-    syntax
+    syntax,
+    puzzles
 );
 
 #[test]

@@ -179,13 +179,17 @@ impl Ingest {
         accept_time_ms: i64,
     ) -> Submission {
         let parsed = parse_event(&plan.config, bytes, accept_time_ms);
-        if let Some(id) = &parsed.id
-            && self.seen.contains(id.as_str())
+        let id = match &parsed {
+            Ok(event) => Some(&*event.id),
+            Err(error) => error.id.as_deref(),
+        };
+        if let Some(id) = id
+            && self.seen.contains(id)
         {
             self.counts.duplicates += 1;
-            return Submission::Duplicate { id: id.clone() };
+            return Submission::Duplicate { id: id.to_string() };
         }
-        match parsed.result {
+        match parsed {
             Ok(event) => {
                 self.seen.insert(event.id.clone());
                 self.counts.accepted += 1;

@@ -69,15 +69,14 @@ impl fmt::Display for EventError {
     }
 }
 
-/// The result of reading one event: its id (for dedup, which must happen
-/// before validation verdicts matter) and the validated event or the error.
-pub struct Parsed {
-    pub id: Option<String>,
-    pub result: Result<Event, EventError>,
-}
-
 /// Parses and validates one JSON event. `accept_time_ms` fills a missing `ts`.
-pub fn parse_event(config: &Config, bytes: &[u8], accept_time_ms: i64) -> Parsed {
+/// A rejected event still reports its id when the id itself was valid, so
+/// dedup can recognise an invalid copy of an accepted event.
+pub fn parse_event(
+    config: &Config,
+    bytes: &[u8],
+    accept_time_ms: i64,
+) -> Result<Event, EventError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let raw = match (RawSeed { config }).deserialize(&mut de).and_then(|raw| {
         de.end()?;
@@ -85,22 +84,13 @@ pub fn parse_event(config: &Config, bytes: &[u8], accept_time_ms: i64) -> Parsed
     }) {
         Ok(raw) => raw,
         Err(e) => {
-            return Parsed {
+            return Err(EventError {
                 id: None,
-                result: Err(EventError {
-                    id: None,
-                    message: json_error_message(&e),
-                }),
-            };
+                message: json_error_message(&e),
+            });
         }
     };
-    let id = raw
-        .id
-        .as_ref()
-        .and_then(|v| v.as_ok())
-        .map(|s| s.to_string());
-    let result = raw.finish(config, accept_time_ms);
-    Parsed { id, result }
+    raw.finish(config, accept_time_ms)
 }
 
 fn json_error_message(e: &serde_json::Error) -> String {

@@ -12,7 +12,7 @@ pub mod parallel;
 pub mod partition;
 pub mod plan;
 pub mod player;
-mod puzzles;
+pub mod puzzles;
 pub mod windows;
 
 pub use engine::{

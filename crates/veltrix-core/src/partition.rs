@@ -91,6 +91,8 @@ pub struct Partition {
     index: FastMap<Arc<str>, u32>,
     pub grants: Vec<Grant>,
     pub spends: Vec<Spend>,
+    /// Answer digests of generated puzzle instances, by (player, hunt, stage).
+    puzzle_digests: FastMap<(u32, HuntId, StageIndex), Option<[u8; 32]>>,
 }
 
 struct PendingGrant<'p> {
@@ -150,7 +152,7 @@ impl Partition {
             config.engine.lateness_ms,
         );
         let rule_grants = decide_rules(plan, player, event, seq);
-        let solves = decide_hunts(plan, player, event);
+        let solves = decide_hunts(plan, player, pid, event, &mut self.puzzle_digests);
         for grant in rule_grants {
             self.grant(plan, pid, grant, event, seq, effects);
         }
@@ -474,7 +476,13 @@ fn find_sequence(
     (t - first.ts <= within_ms).then_some(chosen)
 }
 
-fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> {
+fn decide_hunts(
+    plan: &Plan,
+    player: &PlayerState,
+    pid: u32,
+    event: &Event,
+    puzzle_digests: &mut FastMap<(u32, HuntId, StageIndex), Option<[u8; 32]>>,
+) -> Vec<Solve> {
     let config = &*plan.config;
     let mut solves = Vec::new();
     let mut answer_digest: Option<[u8; 32]> = None;
@@ -518,7 +526,7 @@ fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> 
                 StageKind::Answer { sha256 } => {
                     if answers_stage(config, event, &hunt.name, &stage.id) {
                         let digest = *answer_digest.get_or_insert_with(|| {
-                            veltrix_config::answer_sha256_of(event.data[2].as_str().unwrap_or(""))
+                            veltrix_config::answer_digest(event.data[2].as_str().unwrap_or(""))
                         });
                         if digest == *sha256 {
                             solves.push(Solve {
@@ -556,7 +564,17 @@ fn decide_hunts(plan: &Plan, player: &PlayerState, event: &Event) -> Vec<Solve> 
                 }
                 StageKind::Puzzle(_) => {
                     if answers_stage(config, event, &hunt.name, &stage.id)
-                        && crate::puzzles::answer_matches(plan, h, k, event)
+                        && crate::puzzles::answer_matches(
+                            crate::puzzles::expected_digest(
+                                plan,
+                                puzzle_digests,
+                                pid,
+                                h,
+                                k,
+                                &event.player,
+                            ),
+                            event,
+                        )
                     {
                         solves.push(Solve {
                             hunt: h,

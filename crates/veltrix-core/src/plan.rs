@@ -3,6 +3,7 @@
 
 use crate::windows::Tracking;
 use std::sync::Arc;
+use veltrix_config::veltrix_puzzles::{PreparedSpec, prepare};
 use veltrix_config::{Config, HuntId, StageKind};
 
 #[derive(Debug)]
@@ -20,13 +21,20 @@ pub struct Plan {
     pub first_finder_sources: Vec<Vec<Arc<str>>>,
     pub completion_sources: Vec<Arc<str>>,
     pub prize_sources: Vec<Arc<str>>,
-    /// Server secret for generated puzzles.
+    /// Server secret for generated puzzles. Part of the state's inputs: a
+    /// replay must use the same secret.
     pub puzzle_secret: Arc<[u8]>,
+    /// Per hunt and stage: the prepared generator of a puzzle stage.
+    pub puzzles: Vec<Vec<Option<PreparedSpec>>>,
 }
+
+/// The secret used when the operator sets none (fine for trying things out;
+/// a live hunt needs its own, or players could derive each other's puzzles).
+pub const DEVELOPMENT_PUZZLE_SECRET: &[u8] = b"veltrix-development-puzzle-secret";
 
 impl Plan {
     pub fn new(config: Arc<Config>) -> Plan {
-        Plan::with_secret(config, Arc::from(&b"veltrix-default-puzzle-secret"[..]))
+        Plan::with_secret(config, Arc::from(DEVELOPMENT_PUZZLE_SECRET))
     }
 
     pub fn with_secret(config: Arc<Config>, puzzle_secret: Arc<[u8]>) -> Plan {
@@ -99,6 +107,21 @@ impl Plan {
                 .map(|h| source(format!("hunt:{}:prize", h.name)))
                 .collect(),
             puzzle_secret,
+            puzzles: config
+                .hunts
+                .iter()
+                .map(|h| {
+                    h.stages
+                        .iter()
+                        .map(|s| match &s.kind {
+                            // Invariant: the config compiler only accepts specs
+                            // that validate, and validated specs prepare.
+                            StageKind::Puzzle(spec) => prepare(spec).ok(),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .collect(),
             config,
         }
     }

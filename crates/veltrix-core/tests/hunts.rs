@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use veltrix_core::veltrix_config::answer_sha256_of;
+use veltrix_core::veltrix_config::answer_digest;
 
 fn hex(b: [u8; 32]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -45,7 +45,7 @@ reward = {{ points = 300 }}
 [leaderboards.hunt_only]
 hunt = "h"
 "#,
-        hex(answer_sha256_of("keyboard"))
+        hex(answer_digest("keyboard"))
     )
 }
 

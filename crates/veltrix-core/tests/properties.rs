@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use veltrix_core::dump::{DumpSource, dump};
 use veltrix_core::parallel::run_parallel;
-use veltrix_core::veltrix_config::answer_sha256_of;
+use veltrix_core::veltrix_config::answer_digest;
 use veltrix_core::{Ingest, Plan, Submission, ndjson_lines};
 
 fn config() -> String {
     let hash = |a: &str| {
-        answer_sha256_of(a)
+        answer_digest(a)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
