@@ -167,7 +167,7 @@ fn bench_engine(c: &mut Criterion) {
     parse.bench_function("validate_event_json", |b| {
         b.iter(|| {
             for line in &sample {
-                std::hint::black_box(veltrix_core::parse_event(&plan.config, line, 0));
+                let _ = std::hint::black_box(veltrix_core::parse_event(&plan.config, line, 0));
             }
         })
     });
