@@ -13,6 +13,7 @@ pub mod partition;
 pub mod plan;
 pub mod player;
 pub mod puzzles;
+pub mod views;
 pub mod windows;
 
 pub use engine::{
