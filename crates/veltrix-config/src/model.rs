@@ -36,6 +36,15 @@ pub struct Config {
 
 impl Config {
     pub fn event_type(&self, name: &str) -> Option<EventTypeId> {
+        // Every event is looked up here; for the usual handful of types a
+        // scan beats hashing the name.
+        if self.event_types.len() <= 16 {
+            return self
+                .event_types
+                .iter()
+                .position(|t| t.name == name)
+                .map(|i| i as EventTypeId);
+        }
         self.event_type_index.get(name).copied()
     }
 
