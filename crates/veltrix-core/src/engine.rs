@@ -40,6 +40,7 @@ pub struct Engine {
     pub partitions: Vec<Partition>,
     pub claims: CountingClaims,
     pub boards: Boards,
+    pub views: crate::analytics::Views,
     /// Greatest event time of any applied event (for period leaderboards).
     pub max_ts: Option<i64>,
     pub last_seq: u64,
@@ -51,6 +52,7 @@ impl Engine {
         assert!(partitions > 0, "at least one partition");
         Engine {
             boards: Boards::new(&plan.config),
+            views: crate::analytics::Views::new(&plan.config),
             plan,
             partitions: vec![Partition::default(); partitions],
             claims: CountingClaims::default(),
@@ -72,6 +74,7 @@ impl Engine {
         assert!(seq > self.last_seq, "records must be applied in log order");
         self.last_seq = seq;
         self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
+        self.views.record(&self.plan.config, event);
         let p = self.partition_of(&event.player);
         self.effects.clear();
         self.partitions[p].apply_event(

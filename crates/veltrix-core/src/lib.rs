@@ -3,6 +3,7 @@
 //! log positions with each record, so replaying a log gives the same state,
 //! bit for bit.
 
+pub mod analytics;
 pub mod boards;
 pub mod dump;
 pub mod engine;

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct ParallelRun {
     pub partitions: Vec<Partition>,
     pub boards: Boards,
+    pub views: crate::analytics::Views,
     pub max_ts: Option<i64>,
 }
 
@@ -116,7 +117,12 @@ pub fn run_parallel(plan: &Plan, records: &[(u64, Event)], partitions: usize) ->
     for grant in grants_in_log_order(&done) {
         boards.record(&plan.config, grant);
     }
+    let mut views = crate::analytics::Views::new(&plan.config);
+    for (_, event) in records {
+        views.record(&plan.config, event);
+    }
     ParallelRun {
+        views,
         max_ts: records.iter().map(|r| r.1.ts).max(),
         partitions: done,
         boards,
