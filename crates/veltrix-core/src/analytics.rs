@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use veltrix_config::{Config, Dimension, Measure, View};
 
 /// One view's buckets: (bucket start ms, dimension values) → accumulators.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ViewState {
     pub buckets: BTreeMap<(i64, Vec<Option<String>>), Vec<Accumulator>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Accumulator {
     Count(u64),
     Sum(f64),
@@ -84,7 +84,7 @@ pub fn dimension_name(dimension: &Dimension) -> String {
 }
 
 /// All views of a configuration.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Views {
     pub views: Vec<ViewState>,
 }

@@ -13,6 +13,9 @@ use veltrix_config::veltrix_expr::Period as ExprPeriod;
 use veltrix_config::{Config, Period};
 use veltrix_rank::{Board, Row};
 
+/// Per leaderboard, per bucket: (player id, score, seq reached) in rank order.
+pub type BoardEntries = Vec<Vec<(i64, Vec<(u32, i64, u64)>)>>;
+
 #[derive(Clone, Debug, Default)]
 pub struct Boards {
     /// Per configured leaderboard: bucket → board. `All` uses bucket 0.
@@ -53,6 +56,42 @@ impl Boards {
         self.names.push(player.clone());
         self.ids.insert(player.clone(), id);
         id
+    }
+
+    /// Every board's entries and the player names, for snapshots.
+    pub fn export(&self) -> (BoardEntries, Vec<Arc<str>>) {
+        let boards = self
+            .boards
+            .iter()
+            .map(|buckets| {
+                buckets
+                    .iter()
+                    .map(|(bucket, board)| (*bucket, board.entries().collect()))
+                    .collect()
+            })
+            .collect();
+        (boards, self.names.clone())
+    }
+
+    /// The inverse of `export`.
+    pub fn import(boards: BoardEntries, names: Vec<Arc<str>>) -> Boards {
+        Boards {
+            boards: boards
+                .into_iter()
+                .map(|buckets| {
+                    buckets
+                        .into_iter()
+                        .map(|(bucket, entries)| (bucket, Board::from_entries(entries)))
+                        .collect()
+                })
+                .collect(),
+            ids: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i as u32))
+                .collect(),
+            names,
+        }
     }
 
     pub fn player_id(&self, player: &str) -> Option<u32> {

@@ -129,7 +129,7 @@ impl Engine {
 }
 
 /// Submitted-event counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub accepted: u64,
     pub duplicates: u64,
@@ -137,7 +137,7 @@ pub struct Counts {
 }
 
 /// A rejected event as kept in the dead-letter list.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
     /// 1-based line (offline runs) or submission position (server).
     pub line: u64,
@@ -158,7 +158,7 @@ pub enum Submission {
 /// so it lives here, before events are split by player.
 #[derive(Default)]
 pub struct Ingest {
-    seen: FastSet<Arc<str>>,
+    pub(crate) seen: FastSet<Arc<str>>,
     pub counts: Counts,
     pub rejected: Vec<Rejection>,
     pub next_seq: u64,

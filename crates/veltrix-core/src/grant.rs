@@ -7,7 +7,7 @@ use veltrix_config::{BadgeId, CurrencyId, HuntId, StageIndex};
 use xxhash_rust::xxh3::Xxh3;
 
 /// What awarded a grant; rendered as in the state dump's `source`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Cause {
     Rule(u16),
     Stage(HuntId, StageIndex),
@@ -40,13 +40,22 @@ impl std::fmt::Display for GrantId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for GrantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        u128::from_str_radix(&text, 16)
+            .map(GrantId)
+            .map_err(|_| serde::de::Error::custom(format!("invalid grant id {text:?}")))
+    }
+}
+
 impl serde::Serialize for GrantId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub id: GrantId,
     /// Log position of the triggering event.
@@ -66,7 +75,7 @@ pub struct Grant {
 
 /// A spend of currency units, consumed oldest grant first so each spent
 /// unit (`<grant id>/<n>`) is known.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spend {
     pub key: Box<str>,
     pub seq: u64,

@@ -14,6 +14,7 @@ pub mod partition;
 pub mod plan;
 pub mod player;
 pub mod puzzles;
+pub mod snapshot;
 pub mod views;
 pub mod windows;
 

@@ -24,7 +24,9 @@ use veltrix_config::veltrix_expr::{Context, Period, Value};
 use veltrix_config::{HuntId, Reward, StageIndex, StageKind, Trigger};
 
 /// A globally limited resource, decided by log order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Resource {
     FirstFinder(HuntId, StageIndex),
     Prize(HuntId),
@@ -38,12 +40,25 @@ pub trait Claims {
 }
 
 /// Claims for a single thread that sees the log in order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CountingClaims {
     counts: HashMap<Resource, u32>,
 }
 
 impl CountingClaims {
+    /// Every claim count, in a stable order (for snapshots).
+    pub fn counts(&self) -> Vec<(Resource, u32)> {
+        let mut all: Vec<(Resource, u32)> = self.counts.iter().map(|(r, c)| (*r, *c)).collect();
+        all.sort();
+        all
+    }
+
+    pub fn from_counts(counts: impl IntoIterator<Item = (Resource, u32)>) -> Self {
+        CountingClaims {
+            counts: counts.into_iter().collect(),
+        }
+    }
+
     pub fn count(&self, resource: Resource) -> u32 {
         self.counts.get(&resource).copied().unwrap_or(0)
     }
@@ -85,13 +100,17 @@ pub enum SpendOutcome {
     },
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Partition {
     pub players: Vec<PlayerState>,
+    /// Rebuilt from `players` on restore (see `rebuild_index`).
+    #[serde(skip)]
     index: FastMap<Arc<str>, u32>,
     pub grants: Vec<Grant>,
     pub spends: Vec<Spend>,
-    /// Answer digests of generated puzzle instances, by (player, hunt, stage).
+    /// Answer digests of generated puzzle instances, by (player, hunt, stage):
+    /// a cache, recomputed on demand after a restore.
+    #[serde(skip)]
     puzzle_digests: FastMap<(u32, HuntId, StageIndex), Option<[u8; 32]>>,
 }
 
@@ -115,6 +134,16 @@ struct Solve {
 }
 
 impl Partition {
+    /// Rebuilds the name index after the players were restored.
+    pub fn rebuild_index(&mut self) {
+        self.index = self
+            .players
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i as u32))
+            .collect();
+    }
+
     pub fn player_id(&self, name: &str) -> Option<u32> {
         self.index.get(name).copied()
     }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use veltrix_config::{BadgeId, HuntId};
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlayerState {
     pub name: Arc<str>,
     pub points: i64,
@@ -29,13 +29,13 @@ pub struct PlayerState {
 }
 
 /// Where a ledger entry lives in its partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LedgerEntry {
     Grant(usize),
     Spend(usize),
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RuleState {
     pub granted: bool,
     pub last_grant_ts: Option<i64>,
@@ -47,7 +47,7 @@ pub struct RuleState {
     pub candidates_newest_ts: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     pub seq: u64,
     pub ts: i64,
@@ -55,7 +55,7 @@ pub struct Candidate {
     pub id: Arc<str>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HuntProgress {
     /// Stage indices in the order solved.
     pub solved: Vec<u16>,

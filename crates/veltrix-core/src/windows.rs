@@ -96,7 +96,7 @@ impl Tracking {
 /// series also keeps values and, while every value is a whole number below
 /// 2^53, running integer totals so a window sum is two lookups instead of a
 /// scan. Those totals are exact, so the result equals summing the window.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Series {
     ts: VecDeque<i64>,
     values: VecDeque<f64>,
@@ -190,7 +190,7 @@ pub fn period_index(ts: i64, period: Period) -> i64 {
 
 /// Disjoint, sorted, inclusive runs of period indices in which the player had
 /// an event: a streak is the length of the run ending at a period.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Streak {
     runs: Vec<(i64, i64)>,
 }
@@ -227,7 +227,7 @@ impl Streak {
 }
 
 /// One player's windows, indexed like `Tracking`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Windows {
     pub series: Vec<Series>,
     pub streaks: Vec<Streak>,

@@ -266,6 +266,82 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn snapshot_restore_then_continue_equals_an_uninterrupted_run(steps in steps(), cut in any::<prop::sample::Index>(), partitions in 1usize..4) {
+        use veltrix_core::snapshot::{decode, encode};
+        let plan = plan(&config());
+        let lines = ndjson(&events(&steps));
+        let all: Vec<(u64, &[u8])> = ndjson_lines(&lines).collect();
+        let cut = cut.index(all.len() + 1);
+        let feed = |ingest: &mut Ingest, engine: &mut veltrix_core::Engine, part: &[(u64, &[u8])]| {
+            for (line, text) in part {
+                if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, *line, 1_000) {
+                    engine.apply_event(seq, &event);
+                }
+            }
+        };
+        let mut ingest = Ingest::new();
+        let mut engine = veltrix_core::Engine::new(plan.clone(), partitions);
+        feed(&mut ingest, &mut engine, &all[..cut]);
+        let bytes = encode(&ingest, &engine);
+        let (mut ingest2, mut engine2) = decode(plan.clone(), &bytes).unwrap();
+        // A restored state encodes to the same state again.
+        let again = decode(plan.clone(), &encode(&ingest2, &engine2)).unwrap();
+        prop_assert_eq!(
+            serde_json::to_value(dump(&DumpSource::from_engine(&again.0, &again.1))).unwrap(),
+            serde_json::to_value(dump(&DumpSource::from_engine(&ingest2, &engine2))).unwrap()
+        );
+        feed(&mut ingest, &mut engine, &all[cut..]);
+        feed(&mut ingest2, &mut engine2, &all[cut..]);
+        let uninterrupted = serde_json::to_value(dump(&DumpSource::from_engine(&ingest, &engine))).unwrap();
+        let restored = serde_json::to_value(dump(&DumpSource::from_engine(&ingest2, &engine2))).unwrap();
+        prop_assert_eq!(&uninterrupted, &sequential(&plan, &lines));
+        prop_assert_eq!(uninterrupted, restored);
+        prop_assert_eq!(&engine.views, &engine2.views);
+    }
+}
+
+#[test]
+fn snapshots_refuse_other_configurations_newer_formats_and_garbage() {
+    use veltrix_core::snapshot::{SnapshotError, decode, encode};
+    let plan = plan(&config());
+    let (ingest, engine) = veltrix_core::run_ndjson(
+        plan.clone(),
+        &ndjson(&events(&[Step {
+            player: 0,
+            kind: 0,
+            delta_min: 0,
+            value: 0,
+        }])),
+        0,
+        1,
+    );
+    let bytes = encode(&ingest, &engine);
+    let other = common::plan(&format!("{}\n[events.extra]\n", config()));
+    assert!(matches!(
+        decode(other, &bytes),
+        Err(SnapshotError::ConfigMismatch { .. })
+    ));
+    let mut newer = bytes.clone();
+    newer[0] = 99;
+    assert_eq!(
+        decode(plan.clone(), &newer).err(),
+        Some(SnapshotError::NewerFormat { found: 99 })
+    );
+    for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            matches!(
+                decode(plan.clone(), &bytes[..cut]),
+                Err(SnapshotError::Decode(_))
+            ),
+            "cut at {cut}"
+        );
+    }
+}
+
 #[test]
 fn the_random_streams_exercise_every_feature() {
     // Guards the generator: if it stopped producing grants of every source

@@ -1,0 +1,113 @@
+//! Engine snapshots: the whole deterministic state (ingest dedup and counts,
+//! partitions, global claims, leaderboards, views) as bytes, so a restart
+//! loads the snapshot and replays only the log after it.
+//!
+//! The encoding is postcard (a documented, stable wire format) of
+//! [`Snapshot`], preceded by nothing: framing, checksums and atomic writes are
+//! the log crate's `SnapshotStore`. A snapshot is bound to the configuration
+//! version and partition count it was taken with; caches and indexes
+//! (player-name index, puzzle digests) are not stored but rebuilt.
+
+use crate::analytics::Views;
+use crate::boards::{BoardEntries, Boards};
+use crate::engine::{Counts, Engine, Ingest, Rejection};
+use crate::partition::{CountingClaims, Partition, Resource};
+use crate::plan::Plan;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Bumped whenever the encoding of any state type changes.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot<'a> {
+    format: u32,
+    config_version: Cow<'a, str>,
+    last_seq: u64,
+    max_ts: Option<i64>,
+    next_seq: u64,
+    counts: Counts,
+    rejected: Cow<'a, [Rejection]>,
+    /// Accepted ids, in no particular order.
+    seen: Vec<Arc<str>>,
+    partitions: Cow<'a, [Partition]>,
+    claims: Vec<(Resource, u32)>,
+    boards: BoardEntries,
+    board_names: Vec<Arc<str>>,
+    views: Cow<'a, Views>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("snapshot is not readable: {0}")]
+    Decode(String),
+    #[error("snapshot format {found} is newer than this build understands ({SNAPSHOT_FORMAT})")]
+    NewerFormat { found: u32 },
+    #[error("snapshot was taken with configuration version {snapshot}, the active one is {active}")]
+    ConfigMismatch { snapshot: String, active: String },
+}
+
+/// Encodes the state. Taking it costs a pass over the state; the server runs
+/// it on a copy so ingest does not wait.
+pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
+    let (boards, board_names) = engine.boards.export();
+    let snapshot = Snapshot {
+        format: SNAPSHOT_FORMAT,
+        config_version: Cow::Borrowed(&engine.plan.config.version),
+        last_seq: engine.last_seq,
+        max_ts: engine.max_ts,
+        next_seq: ingest.next_seq,
+        counts: ingest.counts,
+        rejected: Cow::Borrowed(&ingest.rejected),
+        seen: ingest.seen.iter().cloned().collect(),
+        partitions: Cow::Borrowed(&engine.partitions),
+        claims: engine.claims.counts(),
+        boards,
+        board_names,
+        views: Cow::Borrowed(&engine.views),
+    };
+    // Invariant: every state type serializes (no maps with non-string keys
+    // reach a format that needs them).
+    postcard::to_allocvec(&snapshot).expect("engine state encodes")
+}
+
+/// Restores the state taken by `encode` under the same configuration.
+pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), SnapshotError> {
+    let format = peek_format(bytes)?;
+    if format > SNAPSHOT_FORMAT {
+        return Err(SnapshotError::NewerFormat { found: format });
+    }
+    let snapshot: Snapshot<'_> =
+        postcard::from_bytes(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    if snapshot.config_version != plan.config.version {
+        return Err(SnapshotError::ConfigMismatch {
+            snapshot: snapshot.config_version.into_owned(),
+            active: plan.config.version.clone(),
+        });
+    }
+    let mut ingest = Ingest::new();
+    ingest.seen = snapshot.seen.into_iter().collect();
+    ingest.counts = snapshot.counts;
+    ingest.rejected = snapshot.rejected.into_owned();
+    ingest.next_seq = snapshot.next_seq;
+    let mut partitions = snapshot.partitions.into_owned();
+    for partition in &mut partitions {
+        partition.rebuild_index();
+    }
+    let mut engine = Engine::new(plan, partitions.len().max(1));
+    engine.partitions = partitions;
+    engine.claims = CountingClaims::from_counts(snapshot.claims);
+    engine.boards = Boards::import(snapshot.boards, snapshot.board_names);
+    engine.views = snapshot.views.into_owned();
+    engine.max_ts = snapshot.max_ts;
+    engine.last_seq = snapshot.last_seq;
+    Ok((ingest, engine))
+}
+
+/// The format number is the first field: a varint, readable before the rest.
+fn peek_format(bytes: &[u8]) -> Result<u32, SnapshotError> {
+    let (format, _) = postcard::take_from_bytes::<u32>(bytes)
+        .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    Ok(format)
+}
