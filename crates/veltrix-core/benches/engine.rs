@@ -161,6 +161,35 @@ fn bench_engine(c: &mut Criterion) {
     });
     group.finish();
 
+    // Snapshot of the state after all 1M events (100k players).
+    let mut ingest = Ingest::new();
+    let mut engine = Engine::new(plan.clone(), 1);
+    for (i, line) in lines.iter().enumerate() {
+        if let Submission::Accepted { seq, event } = ingest.submit(&plan, line, i as u64, 0) {
+            engine.apply_event(seq, &event);
+        }
+    }
+    let bytes = veltrix_core::snapshot::encode(&ingest, &engine);
+    eprintln!(
+        "snapshot after {} events: {} bytes ({} grants)",
+        lines.len(),
+        bytes.len(),
+        engine
+            .partitions
+            .iter()
+            .map(|p| p.grants.len())
+            .sum::<usize>()
+    );
+    let mut snapshot = c.benchmark_group("snapshot");
+    snapshot.sample_size(10);
+    snapshot.bench_function("encode/1M_events_100k_players", |b| {
+        b.iter(|| veltrix_core::snapshot::encode(&ingest, &engine))
+    });
+    snapshot.bench_function("decode/1M_events_100k_players", |b| {
+        b.iter(|| veltrix_core::snapshot::decode(plan.clone(), &bytes).expect("decodes"))
+    });
+    snapshot.finish();
+
     let mut parse = c.benchmark_group("parse");
     parse.throughput(Throughput::Elements(10_000));
     let sample: Vec<&Vec<u8>> = lines.iter().take(10_000).collect();
