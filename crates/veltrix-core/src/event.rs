@@ -94,13 +94,25 @@ pub fn parse_event(
 }
 
 fn json_error_message(e: &serde_json::Error) -> String {
+    // serde_json says "… at line L column C"; an NDJSON line is one line, so
+    // only the column helps there.
     let text = e.to_string();
+    let reason = match text.split(" at line ").next().unwrap_or(&text) {
+        "expected ident" | "expected value" => "expected a JSON value (strings need double quotes)",
+        "key must be a string" => "object keys must be strings in double quotes",
+        other => other,
+    };
+    let place = if e.line() > 1 {
+        format!("line {} column {}", e.line(), e.column())
+    } else {
+        format!("column {}", e.column())
+    };
     match e.classify() {
         serde_json::error::Category::Eof => {
-            format!("malformed JSON: unexpected end of input ({text})")
+            format!("malformed JSON: unexpected end of input at {place}")
         }
-        serde_json::error::Category::Syntax => format!("malformed JSON: {text}"),
-        _ => text,
+        serde_json::error::Category::Syntax => format!("malformed JSON at {place}: {reason}"),
+        _ => format!("{reason} (at {place})"),
     }
 }
 
