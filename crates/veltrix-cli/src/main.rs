@@ -9,6 +9,7 @@ mod cases;
 mod cmd;
 mod load;
 mod render;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -60,6 +61,26 @@ enum Command {
     Schema,
     /// Print the answer_sha256 of an answer (normalized: trimmed, lowercased, spaces collapsed).
     HashAnswer { answer: String },
+    /// Run the HTTP server (loopback only until API keys exist); stops on ctrl-c or SIGTERM.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// Listen address (default: `server.listen` of the configuration, else 127.0.0.1:7400).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory for the log (default: `server.data_dir`, else ./veltrix-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Largest request body in bytes; larger requests get 413.
+        #[arg(long, default_value_t = veltrix_server::DEFAULT_BODY_LIMIT)]
+        max_body: usize,
+        /// Commands the engine queue holds before requests get 429.
+        #[arg(long, default_value_t = veltrix_server::DEFAULT_QUEUE_CAPACITY)]
+        queue_capacity: usize,
+        /// Write logs as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Generated puzzles.
     #[command(subcommand)]
     Puzzle(PuzzleCommand),
@@ -100,6 +121,23 @@ fn main() -> ExitCode {
         Command::Test { config, cases } => cmd::test(&config, &cases),
         Command::Schema => cmd::schema(),
         Command::HashAnswer { answer } => cmd::hash_answer(&answer),
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            max_body,
+            queue_capacity,
+            log_json,
+        } => serve::serve(
+            &config,
+            serve::ServeArgs {
+                listen,
+                data_dir,
+                max_body,
+                queue_capacity,
+                log_json,
+            },
+        ),
         Command::Puzzle(PuzzleCommand::Preview {
             config,
             hunt,

@@ -102,9 +102,14 @@ impl Engine {
         key: &str,
     ) -> SpendOutcome {
         assert!(seq > self.last_seq, "records must be applied in log order");
-        self.last_seq = seq;
         let p = self.partition_of(player);
-        self.partitions[p].apply_spend(player, currency, amount, key, seq)
+        let outcome = self.partitions[p].apply_spend(player, currency, amount, key, seq);
+        // Only an applied spend is a record of the log; a refused one leaves
+        // the log position where it was.
+        if matches!(outcome, SpendOutcome::Applied(_)) {
+            self.last_seq = seq;
+        }
+        outcome
     }
 
     pub fn apply(&mut self, seq: u64, record: &Record) {

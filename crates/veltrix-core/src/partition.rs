@@ -329,7 +329,8 @@ impl Partition {
         effects.push(Effect::Granted(index));
     }
 
-    /// Applies a spend record: at most once per (player, key), never below zero.
+    /// Applies a spend: at most once per (player, key), never below zero. A
+    /// refused or repeated spend changes nothing (no player is created).
     pub fn apply_spend(
         &mut self,
         player_name: &str,
@@ -338,9 +339,8 @@ impl Partition {
         key: &str,
         seq: u64,
     ) -> SpendOutcome {
-        let pid = match self.player_id(player_name) {
-            Some(pid) => pid,
-            None => self.player_id_or_insert(&Arc::from(player_name)),
+        let Some(pid) = self.player_id(player_name) else {
+            return SpendOutcome::Insufficient { balance: 0 };
         };
         let player = &mut self.players[pid as usize];
         if let Some(&(_, ledger_index)) = player.spend_keys.iter().find(|(k, _)| &**k == key)

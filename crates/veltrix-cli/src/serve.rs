@@ -1,0 +1,44 @@
+//! `veltrix serve`: load the configuration, build the plan, run the server
+//! until ctrl-c or SIGTERM.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use veltrix_server::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, ServeSettings, ServerOptions};
+
+/// Command-line overrides of the configuration's `[server]` section.
+pub struct ServeArgs {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_body: usize,
+    pub queue_capacity: usize,
+    pub log_json: bool,
+}
+
+pub fn serve(config_path: &Path, args: ServeArgs) -> Result<ExitCode> {
+    veltrix_server::init_logging(args.log_json);
+    let config = crate::load::load_config(config_path)?;
+    let settings = &config.server;
+    let listen = args
+        .listen
+        .or_else(|| settings.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    // A relative data_dir is relative to the current directory, like every
+    // other path the CLI takes.
+    let data_dir = args.data_dir.unwrap_or_else(|| {
+        PathBuf::from(
+            settings
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.to_string()),
+        )
+    });
+    let mut options = ServerOptions::new(data_dir);
+    options.partitions = settings.partitions.unwrap_or(1) as usize;
+    options.body_limit = args.max_body;
+    options.queue_capacity = args.queue_capacity;
+    let plan = crate::cmd::plan_for(config);
+    veltrix_server::serve(plan, ServeSettings { listen, options })
+        .context("the server stopped with an error")?;
+    Ok(ExitCode::SUCCESS)
+}

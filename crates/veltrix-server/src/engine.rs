@@ -1,0 +1,602 @@
+//! The engine thread: the one owner of ingest (dedup, seqs), the engine and
+//! the log handle. HTTP handlers reach it only through a bounded channel of
+//! [`Command`]s, so engine state needs no lock, commands are applied in one
+//! order, and a full channel is the server's single backpressure point (429).
+//!
+//! Writes are applied to the engine at once and appended to the log in one
+//! `append` per request; the reply is sent from the log's `done` callback,
+//! i.e. only once the records are fsync'd (group commit). Reads run on this
+//! thread too, after every command queued before them.
+
+use crate::error::{ApiError, ServerError};
+use crate::metrics::Metrics;
+use crate::record::{self, LogRecord, RejectionRecord};
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+use tokio::sync::oneshot;
+use veltrix_core::grant::Spend;
+use veltrix_core::player::LedgerEntry;
+use veltrix_core::{Engine, Ingest, Plan, Submission};
+use veltrix_log::Log;
+
+/// Everything a read sees: the plan, ingest (counts, dead letters) and the
+/// engine, as of every command applied so far.
+pub struct Core {
+    pub plan: Arc<Plan>,
+    pub ingest: Ingest,
+    pub engine: Engine,
+}
+
+/// A read: runs on the engine thread with the current state.
+pub type ReadFn = Box<dyn FnOnce(&Core) + Send>;
+
+/// What handlers send to the engine thread.
+pub enum Command {
+    Ingest {
+        items: Vec<Item>,
+        reply: oneshot::Sender<Result<IngestReply, ApiError>>,
+    },
+    Spend {
+        player: String,
+        request: SpendRequest,
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    Read(ReadFn),
+    /// Stop after the commands queued before it; close the log.
+    Shutdown,
+}
+
+/// One submitted event: its place in the request and its bytes (a slice of
+/// the request body, not a copy).
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// 0-based position among the request's events.
+    pub index: usize,
+    /// 1-based line for NDJSON bodies.
+    pub line: Option<u64>,
+    pub bytes: Bytes,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IngestReply {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<RejectedItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectedItem {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub id: Option<String>,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendRequest {
+    pub currency: String,
+    pub amount: i64,
+    pub key: String,
+}
+
+/// Longest spend key, in bytes (the same bound as event ids).
+pub const MAX_SPEND_KEY_BYTES: usize = 128;
+/// Rejections per `Tally` record, so one bad request never makes a huge record.
+const REJECTIONS_PER_TALLY: usize = 1000;
+
+/// State shared between handlers, the engine thread and the log's writer
+/// thread.
+pub struct Shared {
+    /// Set when the log failed: state may hold writes that are not durable,
+    /// so every later write answers 503 and `/readyz` says not ready until a
+    /// restart rebuilds state from the log.
+    pub failed: AtomicBool,
+    /// Appends handed to the log and not yet answered: (requests, bytes).
+    /// The engine thread waits while the log's queue could be full, because
+    /// a refused append after the engine applied its records would leave
+    /// state ahead of the log.
+    inflight: Mutex<(usize, u64)>,
+    room: Condvar,
+    queue_capacity: usize,
+    queue_bytes: u64,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn new(queue_capacity: usize, queue_bytes: u64, metrics: Arc<Metrics>) -> Shared {
+        Shared {
+            failed: AtomicBool::new(false),
+            inflight: Mutex::new((0, 0)),
+            room: Condvar::new(),
+            queue_capacity,
+            queue_bytes,
+            metrics,
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn fail(&self, why: &dyn std::fmt::Display) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                error = %why,
+                "the log failed; refusing writes until restart (state may hold writes that were never acknowledged)"
+            );
+        }
+    }
+
+    fn inflight(&self) -> std::sync::MutexGuard<'_, (usize, u64)> {
+        // A poisoned lock only means a done callback panicked; the counts
+        // are still consistent (updated in one statement).
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until the log's queue has room for one more append of `bytes`.
+    fn wait_for_room(&self, bytes: u64) {
+        let mut inflight = self.inflight();
+        while inflight.0 >= self.queue_capacity
+            || (inflight.0 > 0 && inflight.1 + bytes > self.queue_bytes)
+        {
+            inflight = self.room.wait(inflight).unwrap_or_else(|e| e.into_inner());
+        }
+        inflight.0 += 1;
+        inflight.1 += bytes;
+    }
+
+    fn release(&self, bytes: u64) {
+        let mut inflight = self.inflight();
+        inflight.0 -= 1;
+        inflight.1 -= bytes;
+        drop(inflight);
+        self.room.notify_all();
+    }
+}
+
+/// The handlers' side of the channel.
+#[derive(Clone)]
+pub struct Handle {
+    tx: SyncSender<(Instant, Command)>,
+    pub shared: Arc<Shared>,
+}
+
+impl Handle {
+    pub fn new(tx: SyncSender<(Instant, Command)>, shared: Arc<Shared>) -> Handle {
+        Handle { tx, shared }
+    }
+
+    /// Queues a command without waiting: a full queue is 429, a stopped
+    /// engine 503.
+    pub fn send(&self, command: Command) -> Result<(), ApiError> {
+        match self.tx.try_send((Instant::now(), command)) {
+            Ok(()) => {
+                self.shared.metrics.queue_depth.inc();
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                self.shared.metrics.overloaded.inc();
+                Err(ApiError::overloaded())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(stopped()),
+        }
+    }
+
+    /// Blocking send, for shutdown only (never from a handler).
+    pub fn send_blocking(&self, command: Command) {
+        if self.tx.send((Instant::now(), command)).is_ok() {
+            self.shared.metrics.queue_depth.inc();
+        }
+    }
+
+    /// Runs `read` on the engine thread and awaits its result.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Core) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Read(Box::new(move |core| {
+            let _ = tx.send(read(core));
+        })))?;
+        rx.await.map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> ApiError {
+    ApiError::unavailable("the engine stopped (server shutting down, or the log failed)")
+}
+
+fn log_failed() -> ApiError {
+    ApiError::unavailable(
+        "the log failed; no write can be made durable until the server is restarted",
+    )
+}
+
+/// Rebuilds state from every record of the log.
+pub fn replay(plan: Arc<Plan>, partitions: usize, log: &Log) -> Result<Core, ServerError> {
+    let mut last_version: Option<String> = None;
+    let mut core = Core {
+        ingest: Ingest::new(),
+        engine: Engine::new(plan.clone(), partitions),
+        plan,
+    };
+    let config = core.plan.config.clone();
+    let reader = log.read_from(1).map_err(|e| ServerError::Replay {
+        seq: 1,
+        message: e.to_string(),
+    })?;
+    for entry in reader {
+        let (seq, payload) = entry.map_err(|e| ServerError::Replay {
+            seq: core.ingest.next_seq,
+            message: e.to_string(),
+        })?;
+        let bad = |message: String| ServerError::Replay { seq, message };
+        match record::decode(&payload).map_err(|e| bad(e.to_string()))? {
+            LogRecord::Event {
+                id,
+                player,
+                event_type,
+                ts,
+                data,
+            } => {
+                let event = record::rebuild_event(&config, &id, &player, &event_type, ts, &data)
+                    .map_err(|e| bad(e.to_string()))?;
+                if core.ingest.is_known(&id) {
+                    return Err(bad(format!("event id {id:?} appears twice in the log")));
+                }
+                core.ingest.remember(&id, seq);
+                core.engine.apply_event(seq, &event);
+            }
+            LogRecord::Spend {
+                player,
+                currency,
+                amount,
+                key,
+            } => {
+                let Some(c) = config.currency(&currency) else {
+                    return Err(bad(format!(
+                        "spend of currency {currency:?}, which the configuration does not declare"
+                    )));
+                };
+                let outcome = core.engine.apply_spend(seq, &player, c, amount, &key);
+                if !matches!(outcome, veltrix_core::partition::SpendOutcome::Applied(_)) {
+                    return Err(bad(format!(
+                        "spend {key:?} of player {player:?} no longer applies ({outcome:?}); the configuration changed what players earned"
+                    )));
+                }
+            }
+            LogRecord::Tally {
+                duplicates,
+                rejected,
+            } => {
+                core.ingest.counts.duplicates += duplicates;
+                core.ingest.counts.rejected += rejected.len() as u64;
+                core.ingest
+                    .rejected
+                    .extend(rejected.into_iter().map(Into::into));
+            }
+            LogRecord::Config { version } => last_version = Some(version),
+        }
+        core.ingest.next_seq = seq + 1;
+    }
+    core.ingest.next_seq = log.last_seq() + 1;
+    if last_version.as_deref() != Some(config.version.as_str()) {
+        if let Some(old) = &last_version {
+            tracing::warn!(
+                old_version = %old,
+                new_version = %config.version,
+                "the configuration changed since the log was written: every record was re-evaluated with the new one"
+            );
+        }
+        let seq = core.ingest.next_seq;
+        let payload = record::encode(&LogRecord::Config {
+            version: config.version.clone(),
+        });
+        log.append_sync(vec![payload])
+            .map_err(|e| ServerError::Replay {
+                seq,
+                message: format!("cannot record the configuration version: {e}"),
+            })?;
+        core.ingest.next_seq += 1;
+    }
+    Ok(core)
+}
+
+/// The engine thread's loop. Returns when told to shut down or when every
+/// sender is gone, then closes the log (which flushes and answers every
+/// queued append).
+pub fn run(mut core: Core, log: Log, rx: Receiver<(Instant, Command)>, shared: Arc<Shared>) {
+    let metrics = shared.metrics.clone();
+    metrics.last_seq.set(log.last_seq() as i64);
+    while let Ok((enqueued, command)) = rx.recv() {
+        metrics.queue_depth.dec();
+        metrics
+            .queue_wait_seconds
+            .observe(enqueued.elapsed().as_secs_f64());
+        match command {
+            Command::Shutdown => break,
+            Command::Read(read) => read(&core),
+            Command::Ingest { items, reply } => ingest(&mut core, &log, &shared, items, reply),
+            Command::Spend {
+                player,
+                request,
+                reply,
+            } => spend(&mut core, &log, &shared, &player, request, reply),
+        }
+        metrics.last_seq.set(core.ingest.next_seq as i64 - 1);
+    }
+    // Commands still queued are dropped with their reply senders: their
+    // handlers answer 503.
+    drop(rx);
+    if let Err(e) = log.close() {
+        tracing::error!(error = %e, "closing the log failed");
+    } else {
+        tracing::info!("log closed");
+    }
+}
+
+fn ingest(
+    core: &mut Core,
+    log: &Log,
+    shared: &Arc<Shared>,
+    items: Vec<Item>,
+    reply: oneshot::Sender<Result<IngestReply, ApiError>>,
+) {
+    if shared.is_failed() {
+        let _ = reply.send(Err(log_failed()));
+        return;
+    }
+    // The server may read the clock; the engine may not. The acceptance time
+    // fills a missing `ts` and is written into the log, so replay sees it.
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let first_seq = core.ingest.next_seq;
+    let config = core.plan.config.clone();
+    let mut answer = IngestReply::default();
+    let mut payloads = Vec::new();
+    let mut rejections = Vec::new();
+    for item in items {
+        let line = item.line.unwrap_or(item.index as u64 + 1);
+        match core.ingest.submit(&core.plan, &item.bytes, line, now_ms) {
+            Submission::Accepted { seq, event } => {
+                debug_assert_eq!(seq, first_seq + payloads.len() as u64);
+                payloads.push(record::encode(&record::event_record(&config, &event)));
+                let partition = core.engine.partition_of(&event.player);
+                let grants_before = core.engine.partitions[partition].grants.len();
+                core.engine.apply_event(seq, &event);
+                for grant in &core.engine.partitions[partition].grants[grants_before..] {
+                    shared
+                        .metrics
+                        .grants
+                        .get_or_create(&[("source", grant.source.to_string())])
+                        .inc();
+                }
+                answer.accepted += 1;
+            }
+            Submission::Duplicate { .. } => answer.duplicates += 1,
+            Submission::Rejected(rejection) => {
+                rejections.push(RejectionRecord::from(&rejection));
+                answer.rejected.push(RejectedItem {
+                    index: item.index,
+                    line: item.line,
+                    id: rejection.id,
+                    error: rejection.error,
+                });
+            }
+        }
+    }
+    let metrics = &shared.metrics;
+    metrics.events_accepted.inc_by(answer.accepted);
+    metrics.events_duplicate.inc_by(answer.duplicates);
+    metrics.events_rejected.inc_by(answer.rejected.len() as u64);
+    // Duplicates and rejections change no engine state, but their counts and
+    // the dead letters must survive a restart: log them as tally records
+    // (they take log positions like any record; the engine never sees them).
+    let mut duplicates = answer.duplicates;
+    let mut chunks = rejections.chunks(REJECTIONS_PER_TALLY).peekable();
+    while duplicates > 0 || chunks.peek().is_some() {
+        let rejected = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+        payloads.push(record::encode(&LogRecord::Tally {
+            duplicates,
+            rejected,
+        }));
+        duplicates = 0;
+        core.ingest.next_seq += 1;
+    }
+    if payloads.is_empty() {
+        let _ = reply.send(Ok(answer));
+        return;
+    }
+    append(log, shared, payloads, first_seq, move |result| {
+        let _ = reply.send(result.map(|()| answer));
+    });
+}
+
+fn spend(
+    core: &mut Core,
+    log: &Log,
+    shared: &Arc<Shared>,
+    player: &str,
+    request: SpendRequest,
+    reply: oneshot::Sender<Result<Value, ApiError>>,
+) {
+    if shared.is_failed() {
+        let _ = reply.send(Err(log_failed()));
+        return;
+    }
+    let decided = decide_spend(core, player, &request);
+    let currency = match decided {
+        Err(error) => {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        Ok(SpendDecision::Earlier(answer)) => {
+            let _ = reply.send(Ok(answer));
+            return;
+        }
+        Ok(SpendDecision::Apply(currency)) => currency,
+    };
+    // Spends share the log's seq counter with events.
+    let seq = core.ingest.next_seq;
+    core.ingest.next_seq += 1;
+    let outcome = core
+        .engine
+        .apply_spend(seq, player, currency, request.amount, &request.key);
+    let veltrix_core::partition::SpendOutcome::Applied(index) = outcome else {
+        // decide_spend checked the key and the balance with the same rules
+        // as apply_spend; getting here is a bug, and the seq is now used.
+        shared.fail(&format!(
+            "spend check disagreed with the engine: {outcome:?}"
+        ));
+        let _ = reply.send(Err(log_failed()));
+        return;
+    };
+    shared.metrics.spends.inc();
+    let partition = &core.engine.partitions[core.engine.partition_of(player)];
+    let balance = partition.player(player).map_or(0, |p| p.balance(currency));
+    let answer = json!({
+        "applied": true,
+        "spend": spend_json(&core.plan, &partition.spends[index]),
+        "balance": balance,
+    });
+    let payload = record::encode(&LogRecord::Spend {
+        player: player.to_string(),
+        currency: request.currency,
+        amount: request.amount,
+        key: request.key,
+    });
+    append(log, shared, vec![payload], seq, move |result| {
+        let _ = reply.send(result.map(|()| answer));
+    });
+}
+
+enum SpendDecision {
+    /// The key was used before: answer with that spend, change nothing.
+    Earlier(Value),
+    Apply(u16),
+}
+
+/// Checks a spend without changing state, so a refused spend uses no seq
+/// (the engine's `apply_spend` would advance its last seq even when it
+/// refuses, and would create an unknown player).
+fn decide_spend(
+    core: &Core,
+    player: &str,
+    request: &SpendRequest,
+) -> Result<SpendDecision, ApiError> {
+    let config = &core.plan.config;
+    let Some(currency) = config.currency(&request.currency) else {
+        return Err(ApiError::not_found(
+            "currency",
+            &request.currency,
+            config.currencies.iter().map(String::as_str),
+        ));
+    };
+    if request.amount <= 0 {
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            format!(
+                "amount: expected a whole number > 0, got {}",
+                request.amount
+            ),
+        ));
+    }
+    if request.key.is_empty() || request.key.len() > MAX_SPEND_KEY_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_key",
+            format!("key: expected a string of 1 to {MAX_SPEND_KEY_BYTES} bytes"),
+        ));
+    }
+    let partition = &core.engine.partitions[core.engine.partition_of(player)];
+    let Some(state) = partition.player(player) else {
+        return Err(ApiError::not_found("player", player, []));
+    };
+    if let Some(&(_, at)) = state.spend_keys.iter().find(|(k, _)| **k == request.key)
+        && let Some(LedgerEntry::Spend(index)) = state.ledger.get(at)
+    {
+        return Ok(SpendDecision::Earlier(json!({
+            "applied": false,
+            "spend": spend_json(&core.plan, &partition.spends[*index]),
+            "balance": state.balance(currency),
+        })));
+    }
+    let balance = state.balance(currency);
+    if balance < request.amount {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "insufficient_balance",
+            format!(
+                "player \"{player}\" has {balance} {}, cannot spend {}",
+                request.currency, request.amount
+            ),
+        )
+        .with_details(
+            json!({"balance": balance, "amount": request.amount, "currency": request.currency}),
+        ));
+    }
+    Ok(SpendDecision::Apply(currency))
+}
+
+fn spend_json(plan: &Plan, spend: &Spend) -> Value {
+    let units: Vec<Value> = spend
+        .units
+        .iter()
+        .map(|(id, from, to)| json!({"from": format!("{id}/{from}"), "to": format!("{id}/{to}")}))
+        .collect();
+    json!({
+        "seq": spend.seq,
+        "key": &*spend.key,
+        "currency": plan.config.currencies[spend.currency as usize],
+        "amount": spend.amount,
+        "units": units,
+    })
+}
+
+/// Appends one request's records in one `append`; `done` runs once they
+/// are durable (Ok) or failed (Err). If the log refuses the append outright,
+/// the callback is dropped unanswered, so the handler's reply channel
+/// closes and it answers 503.
+fn append(
+    log: &Log,
+    shared: &Arc<Shared>,
+    payloads: Vec<Vec<u8>>,
+    first_seq: u64,
+    done: impl FnOnce(Result<(), ApiError>) + Send + 'static,
+) {
+    let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+    let count = payloads.len() as u64;
+    shared.wait_for_room(bytes);
+    let writer_shared = shared.clone();
+    let result = log.append(
+        payloads,
+        Box::new(move |result| {
+            writer_shared.release(bytes);
+            match result {
+                Ok(_) => done(Ok(())),
+                Err(e) => {
+                    writer_shared.fail(&e);
+                    done(Err(log_failed()));
+                }
+            }
+        }),
+    );
+    match result {
+        Ok(range) if *range.start() == first_seq && *range.end() == first_seq + count - 1 => {}
+        Ok(range) => shared.fail(&format!(
+            "the log assigned seqs {range:?} but the engine used {first_seq}..={}",
+            first_seq + count - 1
+        )),
+        Err(e) => {
+            shared.release(bytes);
+            shared.fail(&e);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The Veltrix HTTP server.
+//!
+//! One engine thread owns ingest, the engine and the log handle (see
+//! [`engine`]); axum handlers talk to it over a bounded channel and answer
+//! writes only once the log has fsync'd them. [`Server::open`] replays the
+//! log into a fresh engine; [`Server::router`] gives the axum `Router` (used
+//! in-process by the tests); [`run`] serves it on an already-bound listener
+//! until a shutdown future completes; [`serve`] is what `veltrix serve` calls.
+//!
+//! Routes, durability and read-your-writes are described in `docs/SERVER.md`.
+
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod record;
+pub mod routes;
+
+pub use engine::{Command, Core, Handle};
+pub use error::{ApiError, ServerError};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use veltrix_core::Plan;
+use veltrix_log::{Log, LogOptions, Recovery, Storage};
+
+/// Default request body limit (`--max-body`).
+pub const DEFAULT_BODY_LIMIT: usize = 16 << 20;
+/// Default engine queue capacity, in commands.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// Default listen address when the configuration gives none.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+/// Default data directory when the configuration gives none.
+pub const DEFAULT_DATA_DIR: &str = "veltrix-data";
+
+/// How to open a server.
+#[derive(Clone)]
+pub struct ServerOptions {
+    pub data_dir: PathBuf,
+    /// Engine partitions (results do not depend on it).
+    pub partitions: usize,
+    /// Commands the engine queue holds before handlers get 429.
+    pub queue_capacity: usize,
+    /// Largest request body, in bytes (413 beyond it).
+    pub body_limit: usize,
+    /// Most events in one ingest request (413 beyond it).
+    pub max_events_per_request: usize,
+    /// Log tuning. `max_record_bytes` and `queue_bytes` are raised to fit
+    /// `body_limit` (see [`ServerOptions::log_options`]).
+    pub log: LogOptions,
+    /// Storage for the log (tests inject faults); `None` is the file system.
+    pub storage: Option<Arc<dyn Storage>>,
+}
+
+impl ServerOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerOptions {
+        ServerOptions {
+            data_dir: data_dir.into(),
+            partitions: 1,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            body_limit: DEFAULT_BODY_LIMIT,
+            max_events_per_request: 100_000,
+            log: LogOptions::default(),
+            storage: None,
+        }
+    }
+
+    /// The log options actually used: one request's records must fit the
+    /// log's limits, because the engine applies them before appending and a
+    /// refused append would leave state ahead of the log. An event's record
+    /// can be larger than its JSON (numbers take 8 bytes), and rejection
+    /// messages are longer than a tiny malformed line, hence the margins.
+    pub fn log_options(&self) -> LogOptions {
+        let mut log = self.log.clone();
+        let record = (self.body_limit as u64)
+            .saturating_mul(2)
+            .min(u32::MAX as u64) as u32;
+        log.max_record_bytes = log.max_record_bytes.max(record);
+        log.queue_bytes = log
+            .queue_bytes
+            .max((self.body_limit as u64).saturating_mul(8))
+            .max(u64::from(log.max_record_bytes));
+        log
+    }
+}
+
+/// An open server: the engine thread, its channel and the router settings.
+/// Dropping it stops the engine thread after the commands queued so far and
+/// closes the log.
+pub struct Server {
+    handle: Handle,
+    app: routes::App,
+    thread: Option<JoinHandle<()>>,
+    /// What opening the log found (records, torn tail).
+    pub recovery: Recovery,
+}
+
+impl Server {
+    /// Opens (or creates) the log under `data_dir`, replays every record
+    /// into a fresh engine and starts the engine thread.
+    pub fn open(plan: Arc<Plan>, options: ServerOptions) -> Result<Server, ServerError> {
+        let metrics = Arc::new(metrics::Metrics::new());
+        let mut log_options = options.log_options();
+        let fsync = metrics.fsync_seconds.clone();
+        let previous = log_options.sync_observer.take();
+        log_options.sync_observer = Some(Arc::new(move |took: std::time::Duration| {
+            fsync.observe(took.as_secs_f64());
+            if let Some(previous) = &previous {
+                previous(took);
+            }
+        }));
+        let queue_capacity = log_options.queue_capacity;
+        let queue_bytes = log_options.queue_bytes;
+        let storage = options
+            .storage
+            .clone()
+            .unwrap_or_else(|| Arc::new(veltrix_log::FsStorage));
+        let (log, recovery) =
+            Log::open_with(storage, &options.data_dir, log_options).map_err(|source| {
+                ServerError::Log {
+                    dir: options.data_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        if let Some(torn) = &recovery.torn_tail {
+            tracing::warn!(
+                segment = %torn.segment.display(),
+                offset = torn.offset,
+                bytes_cut = torn.bytes_cut,
+                reason = %torn.reason,
+                "cut a torn tail off the log (an unacknowledged write interrupted by a crash)"
+            );
+        }
+        let started = std::time::Instant::now();
+        let config_version = plan.config.version.clone();
+        let core = engine::replay(plan, options.partitions.max(1), &log)?;
+        tracing::info!(
+            records = recovery.records,
+            last_seq = recovery.last_seq,
+            replay_ms = started.elapsed().as_millis() as u64,
+            "replayed the log"
+        );
+        let shared = Arc::new(engine::Shared::new(queue_capacity, queue_bytes, metrics));
+        let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_capacity.max(1));
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("veltrix-engine".into())
+            .spawn(move || engine::run(core, log, rx, thread_shared))?;
+        let handle = Handle::new(tx, shared);
+        let app = routes::App {
+            handle: handle.clone(),
+            body_limit: options.body_limit,
+            max_events_per_request: options.max_events_per_request,
+            config_version,
+        };
+        Ok(Server {
+            handle,
+            app,
+            thread: Some(thread),
+            recovery,
+        })
+    }
+
+    /// The axum router, with request tracing. Clones share this server.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.app.clone()).layer(tower_http::trace::TraceLayer::new_for_http())
+    }
+
+    /// The channel to the engine thread (for embedding and tests).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Stops the engine thread after the commands queued so far and closes
+    /// the log (waiting for its last fsync).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.handle.send_blocking(Command::Shutdown);
+            if thread.join().is_err() {
+                tracing::error!("the engine thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves `server` on `listener` until `shutdown` completes, then stops
+/// accepting, lets open requests finish, stops the engine and closes the log.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = server.router();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("stopped accepting requests; closing the log");
+    // Joining blocks: do it off the async worker threads.
+    let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
+    served
+}
+
+/// Without API keys (not implemented yet) the server must not be reachable
+/// from other machines: only loopback addresses are accepted.
+pub fn check_loopback(listen: &str) -> Result<SocketAddr, ServerError> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = listen
+        .to_socket_addrs()
+        .map_err(|e| ServerError::BadListen(listen.to_string(), e.to_string()))?
+        .collect();
+    let Some(first) = addrs.first().copied() else {
+        return Err(ServerError::BadListen(
+            listen.to_string(),
+            "resolves to no address".into(),
+        ));
+    };
+    if addrs.iter().all(|a| a.ip().is_loopback()) {
+        Ok(first)
+    } else {
+        Err(ServerError::NotLoopback(listen.to_string()))
+    }
+}
+
+/// Settings of `veltrix serve`.
+pub struct ServeSettings {
+    pub listen: String,
+    pub options: ServerOptions,
+}
+
+/// Runs the server until ctrl-c or SIGTERM: what `veltrix serve` does.
+pub fn serve(plan: Arc<Plan>, settings: ServeSettings) -> Result<(), ServerError> {
+    let addr = check_loopback(&settings.listen)?;
+    tracing::warn!("no API keys configured (not implemented yet): listening on loopback only");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = Server::open(plan, settings.options)?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(listen = %listener.local_addr()?, "veltrix server listening");
+        run(listener, server, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on ctrl-c or (Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Structured logs to standard error: `RUST_LOG`-style filter (default
+/// `info`), JSON lines when `json` is set.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,319 @@
+//! What the server writes into the log: one [`LogRecord`] per log position.
+//!
+//! A payload is one format-version byte ([`FORMAT_VERSION`]) followed by the
+//! `postcard` encoding of a [`LogRecord`]. Records name event types, fields
+//! and currencies by *name*, not by configuration index, so a log stays
+//! readable when a new configuration reorders or adds declarations; on
+//! start-up every record is rebuilt against the current configuration, and a
+//! record that no longer fits it is a hard error naming its seq.
+//!
+//! postcard encodes an enum variant by its position: new variants may only be
+//! appended at the end, and any other change needs a new format version.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use veltrix_config::Config;
+use veltrix_core::{Event, FieldValue, Rejection};
+
+/// The first byte of every payload.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// One log record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LogRecord {
+    /// An accepted event, with its acceptance-time-filled `ts`.
+    Event {
+        id: String,
+        player: String,
+        /// The event type's name.
+        event_type: String,
+        ts: i64,
+        /// Present data fields by name, in the event type's field order.
+        data: Vec<(String, FieldValueRecord)>,
+    },
+    /// An applied spend.
+    Spend {
+        player: String,
+        currency: String,
+        amount: i64,
+        key: String,
+    },
+    /// What one ingest request submitted besides accepted events: how many
+    /// duplicates and which rejections (the dead letters). Logged so that the
+    /// counts and the dead-letter list survive a restart; it changes no
+    /// engine state.
+    Tally {
+        duplicates: u64,
+        rejected: Vec<RejectionRecord>,
+    },
+    /// The configuration version in force from here on: written at start-up
+    /// when it differs from the last one in the log, so the log says which
+    /// version each stretch of records was first evaluated with.
+    Config { version: String },
+}
+
+/// A data field value (never `Missing`: absent fields are not written).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FieldValueRecord {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionRecord {
+    pub line: u64,
+    pub id: Option<String>,
+    pub error: String,
+}
+
+impl From<&Rejection> for RejectionRecord {
+    fn from(r: &Rejection) -> Self {
+        RejectionRecord {
+            line: r.line,
+            id: r.id.clone(),
+            error: r.error.clone(),
+        }
+    }
+}
+
+impl From<RejectionRecord> for Rejection {
+    fn from(r: RejectionRecord) -> Self {
+        Rejection {
+            line: r.line,
+            id: r.id,
+            error: r.error,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("empty log record")]
+    Empty,
+    #[error("unknown log record format version {0} (this build reads version {FORMAT_VERSION})")]
+    Version(u8),
+    #[error("undecodable log record: {0}")]
+    Decode(String),
+    #[error("log record does not match the configuration: {0}")]
+    Mismatch(String),
+}
+
+/// Encodes a record as a log payload.
+pub fn encode(record: &LogRecord) -> Vec<u8> {
+    let out = vec![FORMAT_VERSION];
+    // Invariant: the record holds only strings, integers, floats and
+    // vectors, which postcard always encodes into a growable vector.
+    postcard::to_extend(record, out).expect("log record encodes")
+}
+
+/// Decodes a log payload.
+pub fn decode(bytes: &[u8]) -> Result<LogRecord, RecordError> {
+    match bytes.split_first() {
+        None => Err(RecordError::Empty),
+        Some((&FORMAT_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| RecordError::Decode(e.to_string()))
+        }
+        Some((&version, _)) => Err(RecordError::Version(version)),
+    }
+}
+
+/// The record of an accepted event.
+pub fn event_record(config: &Config, event: &Event) -> LogRecord {
+    let event_type = &config.event_types[event.event_type as usize];
+    let data = event_type
+        .fields
+        .iter()
+        .zip(&event.data)
+        .filter_map(|(field, value)| {
+            let value = match value {
+                FieldValue::Missing => return None,
+                FieldValue::Bool(b) => FieldValueRecord::Bool(*b),
+                FieldValue::Int(i) => FieldValueRecord::Int(*i),
+                FieldValue::Double(d) => FieldValueRecord::Double(*d),
+                FieldValue::Str(s) => FieldValueRecord::Str(s.to_string()),
+            };
+            Some((field.name.clone(), value))
+        })
+        .collect();
+    LogRecord::Event {
+        id: event.id.to_string(),
+        player: event.player.to_string(),
+        event_type: event_type.name.clone(),
+        ts: event.ts,
+        data,
+    }
+}
+
+/// Rebuilds an event from its record against `config`: names become indices.
+/// A type or field the configuration no longer declares, a value of another
+/// type, or a missing required field is an error (replaying it would not
+/// reproduce the state that was acknowledged).
+pub fn rebuild_event(
+    config: &Config,
+    id: &str,
+    player: &str,
+    event_type: &str,
+    ts: i64,
+    data: &[(String, FieldValueRecord)],
+) -> Result<Event, RecordError> {
+    let mismatch = |m: String| Err(RecordError::Mismatch(m));
+    let Some(type_id) = config.event_type(event_type) else {
+        return mismatch(format!(
+            "event {id:?} has type {event_type:?}, which the configuration does not declare"
+        ));
+    };
+    let declared = &config.event_types[type_id as usize];
+    let mut values = vec![FieldValue::Missing; declared.fields.len()];
+    for (name, value) in data {
+        let Some(slot) = declared.field(name) else {
+            return mismatch(format!(
+                "event {id:?}: event type {event_type:?} has no field {name:?}"
+            ));
+        };
+        let field = &declared.fields[slot as usize];
+        use veltrix_config::veltrix_expr::FieldType;
+        let rebuilt = match (field.ty, value) {
+            (FieldType::Bool, FieldValueRecord::Bool(b)) => FieldValue::Bool(*b),
+            (FieldType::Int, FieldValueRecord::Int(i)) => FieldValue::Int(*i),
+            (FieldType::Double, FieldValueRecord::Double(d)) => FieldValue::Double(*d),
+            (FieldType::Double, FieldValueRecord::Int(i)) => FieldValue::Double(*i as f64),
+            (FieldType::String, FieldValueRecord::Str(s)) => FieldValue::Str(s.as_str().into()),
+            (ty, value) => {
+                return mismatch(format!(
+                    "event {id:?}: data.{name} is now declared {ty:?} but the log holds {value:?}"
+                ));
+            }
+        };
+        values[slot as usize] = rebuilt;
+    }
+    for (field, value) in declared.fields.iter().zip(&values) {
+        if !field.optional && *value == FieldValue::Missing {
+            return mismatch(format!(
+                "event {id:?}: required field data.{} is not in the log",
+                field.name
+            ));
+        }
+    }
+    Ok(Event {
+        id: Arc::from(id),
+        player: Arc::from(player),
+        event_type: type_id,
+        ts,
+        data: values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veltrix_config::Source;
+
+    fn config() -> Config {
+        let text = r#"
+[currencies.coins]
+[events.purchase.fields]
+amount = { type = "number", min = 0 }
+currency = { type = "string", optional = true }
+count = { type = "integer", optional = true }
+gift = { type = "boolean", optional = true }
+"#;
+        veltrix_config::compile(&[Source::new("t.toml".to_string(), text.to_string())])
+            .expect("valid test config")
+    }
+
+    fn event(config: &Config, json: &str) -> Event {
+        veltrix_core::parse_event(config, json.as_bytes(), 0).expect("valid event")
+    }
+
+    #[test]
+    fn event_round_trips_through_bytes() {
+        let config = config();
+        let e = event(
+            &config,
+            r#"{"id":"e1","player":"ann","type":"purchase","ts":5,"data":{"amount":2.5,"count":3,"gift":true}}"#,
+        );
+        let record = event_record(&config, &e);
+        let bytes = encode(&record);
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded, record);
+        let LogRecord::Event {
+            id,
+            player,
+            event_type,
+            ts,
+            data,
+        } = decoded
+        else {
+            panic!("not an event record");
+        };
+        assert_eq!(
+            rebuild_event(&config, &id, &player, &event_type, ts, &data).unwrap(),
+            e
+        );
+    }
+
+    #[test]
+    fn spend_and_tally_round_trip() {
+        for record in [
+            LogRecord::Spend {
+                player: "ann".into(),
+                currency: "coins".into(),
+                amount: 3,
+                key: "k1".into(),
+            },
+            LogRecord::Config {
+                version: "0123456789abcdef".into(),
+            },
+            LogRecord::Tally {
+                duplicates: 2,
+                rejected: vec![RejectionRecord {
+                    line: 4,
+                    id: None,
+                    error: "malformed JSON".into(),
+                }],
+            },
+        ] {
+            assert_eq!(decode(&encode(&record)).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn bad_payloads_are_errors_not_panics() {
+        assert_eq!(decode(&[]), Err(RecordError::Empty));
+        assert_eq!(decode(&[9, 0]), Err(RecordError::Version(9)));
+        assert!(matches!(decode(&[1, 200]), Err(RecordError::Decode(_))));
+        let mut truncated = encode(&LogRecord::Spend {
+            player: "ann".into(),
+            currency: "coins".into(),
+            amount: 3,
+            key: "k1".into(),
+        });
+        truncated.pop();
+        assert!(matches!(decode(&truncated), Err(RecordError::Decode(_))));
+    }
+
+    #[test]
+    fn records_that_no_longer_fit_the_config_are_errors() {
+        let config = config();
+        let err = rebuild_event(&config, "e1", "ann", "purchse", 0, &[]).unwrap_err();
+        assert!(err.to_string().contains("does not declare"), "{err}");
+        let err = rebuild_event(
+            &config,
+            "e1",
+            "ann",
+            "purchase",
+            0,
+            &[("amount".into(), FieldValueRecord::Str("x".into()))],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("data.amount"), "{err}");
+        let err = rebuild_event(&config, "e1", "ann", "purchase", 0, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("required field data.amount"),
+            "{err}"
+        );
+    }
+}

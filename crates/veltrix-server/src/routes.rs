@@ -1,0 +1,469 @@
+//! HTTP routes: parse and check requests, send one command to the engine
+//! thread, render its answer. JSON shapes live here; the state dump and the
+//! read models are core's.
+
+use crate::engine::{Command, Core, Handle, Item, SpendRequest};
+use crate::error::ApiError;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use veltrix_core::boards::bucket_of;
+use veltrix_core::dump::{DumpSource, dump, player_json};
+use veltrix_core::views;
+
+/// Per-router settings shared by the handlers.
+#[derive(Clone)]
+pub struct App {
+    pub handle: Handle,
+    pub body_limit: usize,
+    pub max_events_per_request: usize,
+    pub config_version: String,
+}
+
+/// Most bytes of a spend request.
+const SPEND_BODY_LIMIT: usize = 64 * 1024;
+/// Default and largest page of a list.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/state", get(get_state))
+        .route("/v1/players/{player}", get(get_player))
+        .route("/v1/players/{player}/ledger", get(get_ledger))
+        .route("/v1/players/{player}/spend", post(post_spend))
+        .route("/v1/players/{player}/hunts/{hunt}", get(get_player_hunt))
+        .route("/v1/hunts/{hunt}", get(get_hunt))
+        .route("/v1/leaderboards/{name}", get(get_leaderboard))
+        .route(
+            "/v1/leaderboards/{name}/players/{player}",
+            get(get_leaderboard_player),
+        )
+        .route("/v1/deadletters", get(get_deadletters))
+        .route("/v1/config", get(get_config))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(get_metrics))
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// axum's own rejections (a path segment that is not valid UTF-8, a wrong
+/// method, …) are plain text; rewrite every non-JSON error into the API's
+/// error shape so clients parse one format.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(value: Value) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such route; see docs/SERVER.md",
+    )
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request("unreadable_body", format!("cannot read the body: {e}"))
+        }
+    })
+}
+
+fn is_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
+        })
+}
+
+/// Splits an ingest body into events: NDJSON lines, the elements of a JSON
+/// array, or a single object. Each item is a slice of the body. A malformed
+/// NDJSON line is an item too (core rejects it with the reason); a
+/// malformed array is a 400 for the whole request, since its elements
+/// cannot be told apart.
+pub fn split_body(body: &Bytes, ndjson: bool) -> Result<Vec<Item>, ApiError> {
+    if ndjson {
+        return Ok(veltrix_core::ndjson_lines(body)
+            .enumerate()
+            .map(|(index, (line, text))| Item {
+                index,
+                line: Some(line),
+                bytes: body.slice_ref(text),
+            })
+            .collect());
+    }
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(ApiError::bad_request(
+            "empty_body",
+            "the body holds no event: send one JSON object, a JSON array, or NDJSON with Content-Type: application/x-ndjson",
+        )),
+        Some(b'[') => {
+            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
+                .map_err(|e| {
+                    ApiError::bad_request("malformed_json", format!("malformed JSON array: {e}"))
+                })?;
+            Ok(elements
+                .into_iter()
+                .enumerate()
+                .map(|(index, raw)| Item {
+                    index,
+                    line: None,
+                    bytes: body.slice_ref(raw.get().as_bytes()),
+                })
+                .collect())
+        }
+        Some(_) => Ok(vec![Item {
+            index: 0,
+            line: None,
+            bytes: body.clone(),
+        }]),
+    }
+}
+
+async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> ApiResult {
+    let started = std::time::Instant::now();
+    let body = read_body(body, app.body_limit).await?;
+    let items = split_body(&body, is_ndjson(&headers))?;
+    if items.len() > app.max_events_per_request {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!(
+                "the request holds {} events; at most {} per request",
+                items.len(),
+                app.max_events_per_request
+            ),
+        ));
+    }
+    let (reply, answer) = oneshot::channel();
+    app.handle.send(Command::Ingest { items, reply })?;
+    let answer = answer.await.map_err(|_| closed())??;
+    app.handle
+        .shared
+        .metrics
+        .ingest_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Json(answer).into_response())
+}
+
+fn closed() -> ApiError {
+    ApiError::unavailable(
+        "the write was not acknowledged (the log failed or the server is stopping); it may or may not be applied after a restart, so retry it: retries are idempotent",
+    )
+}
+
+async fn post_spend(State(app): State<App>, Path(player): Path<String>, body: Body) -> ApiResult {
+    let body = read_body(body, SPEND_BODY_LIMIT).await?;
+    let request: SpendRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("expected {{\"currency\", \"amount\", \"key\"}}: {e}"),
+        )
+    })?;
+    let (reply, answer) = oneshot::channel();
+    app.handle.send(Command::Spend {
+        player,
+        request,
+        reply,
+    })?;
+    ok(answer.await.map_err(|_| closed())??)
+}
+
+async fn get_state(State(app): State<App>) -> ApiResult {
+    // Serialized on the engine thread: the dump borrows engine state.
+    let bytes = app
+        .handle
+        .read(|core: &Core| {
+            let source = DumpSource::from_engine(&core.ingest, &core.engine);
+            // Invariant: the dump holds only strings, numbers, maps and lists.
+            serde_json::to_vec(&dump(&source)).expect("state dump serializes")
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+async fn get_player(State(app): State<App>, Path(player): Path<String>) -> ApiResult {
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            core.engine
+                .player(&player)
+                .map(|state| {
+                    let mut value = player_json(&core.plan.config, state);
+                    value["player"] = json!(&*state.name);
+                    value
+                })
+                .ok_or_else(|| ApiError::not_found("player", &player, []))
+        })
+        .await??;
+    ok(found)
+}
+
+async fn get_ledger(State(app): State<App>, Path(player): Path<String>) -> ApiResult {
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            views::ledger(&core.engine, &player)
+                .map(|entries| json!({"player": player, "entries": entries}))
+                .ok_or_else(|| ApiError::not_found("player", &player, []))
+        })
+        .await??;
+    ok(found)
+}
+
+fn hunt_id(core: &Core, hunt: &str) -> Result<u16, ApiError> {
+    let config = &core.plan.config;
+    config.hunt(hunt).ok_or_else(|| {
+        ApiError::not_found("hunt", hunt, config.hunts.iter().map(|h| h.name.as_str()))
+    })
+}
+
+async fn get_player_hunt(
+    State(app): State<App>,
+    Path((player, hunt)): Path<(String, String)>,
+) -> ApiResult {
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            let id = hunt_id(core, &hunt)?;
+            let progress = views::hunt_progress(&core.engine, &player, id)
+                .ok_or_else(|| ApiError::not_found("hunt", &hunt, []))?;
+            let mut value = json!(progress);
+            value["player"] = json!(player);
+            Ok::<_, ApiError>(value)
+        })
+        .await??;
+    ok(found)
+}
+
+async fn get_hunt(State(app): State<App>, Path(hunt): Path<String>) -> ApiResult {
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            let id = hunt_id(core, &hunt)?;
+            views::funnel(&core.engine, id)
+                .map(|f| json!(f))
+                .ok_or_else(|| ApiError::not_found("hunt", &hunt, []))
+        })
+        .await??;
+    ok(found)
+}
+
+/// Reads an unsigned query parameter; a bad value is a 400, not axum's
+/// plain-text rejection.
+fn query_usize(
+    query: &[(String, String)],
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match query.iter().rev().find(|(k, _)| k == name) {
+        None => Ok(default),
+        Some((_, v)) => match v.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("{name}: expected a whole number from 0 to {max}, got {v:?}"),
+            )),
+        },
+    }
+}
+
+fn leaderboard_index(core: &Core, name: &str) -> Result<usize, ApiError> {
+    let config = &core.plan.config;
+    config.leaderboard(name).ok_or_else(|| {
+        ApiError::not_found(
+            "leaderboard",
+            name,
+            config.leaderboards.iter().map(|l| l.name.as_str()),
+        )
+    })
+}
+
+/// The bucket a period leaderboard shows: the one holding the greatest
+/// event time accepted (as in the state dump).
+fn current_bucket(core: &Core, index: usize) -> i64 {
+    let period = core.plan.config.leaderboards[index].period;
+    bucket_of(period, core.engine.max_ts.unwrap_or(0))
+}
+
+async fn get_leaderboard(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let offset = query_usize(&query, "offset", 0, usize::MAX)?;
+    let limit = query_usize(&query, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            let index = leaderboard_index(core, &name)?;
+            let boards = &core.engine.boards;
+            let board = boards.board(index, current_bucket(core, index));
+            let rows: Vec<_> = board
+                .map(|b| {
+                    b.page(offset, limit)
+                        .into_iter()
+                        .map(|r| boards.named(r))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let total = board.map_or(0, |b| b.len());
+            Ok::<_, ApiError>(json!({"leaderboard": name, "rows": rows, "total": total}))
+        })
+        .await??;
+    ok(found)
+}
+
+async fn get_leaderboard_player(
+    State(app): State<App>,
+    Path((name, player)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let around = query_usize(&query, "around", 0, MAX_LIMIT / 2)?;
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            let index = leaderboard_index(core, &name)?;
+            let boards = &core.engine.boards;
+            let board = boards.board(index, current_bucket(core, index));
+            let id = boards.player_id(&player);
+            let (Some(board), Some(id)) = (board, id) else {
+                return Err(not_ranked(&name, &player));
+            };
+            let Some(row) = board.row(id) else {
+                return Err(not_ranked(&name, &player));
+            };
+            let rows: Vec<_> = board
+                .around(id, around)
+                .into_iter()
+                .map(|r| boards.named(r))
+                .collect();
+            Ok(json!({
+                "leaderboard": name,
+                "player": boards.named(row),
+                "rows": rows,
+                "total": board.len(),
+            }))
+        })
+        .await??;
+    ok(found)
+}
+
+fn not_ranked(board: &str, player: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_ranked",
+        format!(
+            "player \"{player}\" is not on leaderboard \"{board}\" (no points counted toward it in the current period)"
+        ),
+    )
+}
+
+async fn get_deadletters(
+    State(app): State<App>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let offset = query_usize(&query, "offset", 0, usize::MAX)?;
+    let limit = query_usize(&query, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            let all = &core.ingest.rejected;
+            let page: Vec<_> = all.iter().skip(offset).take(limit).collect();
+            json!({"rejected": page, "total": all.len()})
+        })
+        .await?;
+    ok(found)
+}
+
+async fn get_config(State(app): State<App>) -> ApiResult {
+    ok(json!({"version": app.config_version}))
+}
+
+async fn get_metrics(State(app): State<App>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.handle.shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> ApiResult {
+    ok(json!({"status": "ok"}))
+}
+
+/// Ready when the log has not failed and the engine answers a read (so a
+/// full queue also reports not ready).
+async fn readyz(State(app): State<App>) -> ApiResult {
+    if app.handle.shared.is_failed() {
+        return Err(ApiError::unavailable(
+            "the log failed; restart the server to rebuild state from the log",
+        ));
+    }
+    let next_seq = app
+        .handle
+        .read(|core: &Core| core.ingest.next_seq)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::TOO_MANY_REQUESTS {
+                ApiError::unavailable("the engine queue is full")
+            } else {
+                e
+            }
+        })?;
+    ok(json!({"status": "ready", "last_seq": next_seq - 1}))
+}
