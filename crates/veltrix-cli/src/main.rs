@@ -7,6 +7,7 @@
 
 mod cases;
 mod cmd;
+mod demo;
 mod load;
 mod render;
 mod serve;
@@ -61,6 +62,26 @@ enum Command {
     Schema,
     /// Print the answer_sha256 of an answer (normalized: trimmed, lowercased, spaces collapsed).
     HashAnswer { answer: String },
+    /// A self-contained demonstration: a server on the embedded example, simulated players, a live view.
+    Demo {
+        /// Where the demo server listens (loopback only).
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: String,
+        #[arg(long, default_value_t = 300)]
+        players: usize,
+        /// How long the players play, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Events per second the players send.
+        #[arg(long, default_value_t = 2000)]
+        rate: usize,
+        /// Data directory (default: a new one under the system temp dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Exit when the simulation ends instead of serving until Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+    },
     /// Run the HTTP server (loopback only until API keys exist); stops on ctrl-c or SIGTERM.
     Serve {
         #[arg(long)]
@@ -121,6 +142,21 @@ fn main() -> ExitCode {
         Command::Test { config, cases } => cmd::test(&config, &cases),
         Command::Schema => cmd::schema(),
         Command::HashAnswer { answer } => cmd::hash_answer(&answer),
+        Command::Demo {
+            listen,
+            players,
+            seconds,
+            rate,
+            data_dir,
+            exit,
+        } => demo::demo(demo::DemoArgs {
+            listen,
+            players,
+            seconds,
+            rate,
+            data_dir,
+            exit,
+        }),
         Command::Serve {
             config,
             listen,

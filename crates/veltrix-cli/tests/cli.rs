@@ -299,3 +299,45 @@ fn a_script_can_play_the_hunt_to_the_end_with_previewed_answers() {
             .contains(&format!("\"{answer}\""))
     );
 }
+
+#[test]
+fn demo_runs_a_server_with_simulated_players_and_exits_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo-data");
+    let out = veltrix(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--seconds",
+        "2",
+        "--players",
+        "20",
+        "--rate",
+        "200",
+        "--exit",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("Leaderboard (global)"), "{stdout}");
+    assert!(stdout.contains("The Golden Compass:"), "{stdout}");
+    let done = stdout
+        .lines()
+        .find(|l| l.starts_with("Done: "))
+        .expect("a summary line");
+    let accepted: u64 = done["Done: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(accepted >= 200, "{done}");
+    // The events went to the server's durable log.
+    assert!(std::fs::read_dir(data.join("wal")).unwrap().count() > 0);
+}

@@ -211,13 +211,27 @@ fn spends_take_oldest_units_are_idempotent_and_never_overdraw() {
 #[test]
 fn refused_spends_change_nothing_and_create_no_player() {
     let p = plan(CONFIG);
-    let (_, mut engine) = veltrix_core::run_ndjson(p, &ndjson(&[ev("e1", "a", "score", 0, json!({"n": 1}))]), 0, 1);
+    let (_, mut engine) = veltrix_core::run_ndjson(
+        p,
+        &ndjson(&[ev("e1", "a", "score", 0, json!({"n": 1}))]),
+        0,
+        1,
+    );
     use veltrix_core::partition::SpendOutcome;
-    assert_eq!(engine.apply_spend(5, "ghost", 0, 1, "k"), SpendOutcome::Insufficient { balance: 0 });
+    assert_eq!(
+        engine.apply_spend(5, "ghost", 0, 1, "k"),
+        SpendOutcome::Insufficient { balance: 0 }
+    );
     assert!(engine.player("ghost").is_none());
-    assert_eq!(engine.apply_spend(5, "a", 0, 99, "k"), SpendOutcome::Insufficient { balance: 3 });
+    assert_eq!(
+        engine.apply_spend(5, "a", 0, 99, "k"),
+        SpendOutcome::Insufficient { balance: 3 }
+    );
     assert_eq!(engine.last_seq, 1);
     // The same position can then carry an applied spend.
-    assert!(matches!(engine.apply_spend(5, "a", 0, 2, "k"), SpendOutcome::Applied(_)));
+    assert!(matches!(
+        engine.apply_spend(5, "a", 0, 2, "k"),
+        SpendOutcome::Applied(_)
+    ));
     assert_eq!(engine.last_seq, 5);
 }
