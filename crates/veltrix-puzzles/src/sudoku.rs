@@ -34,6 +34,11 @@ const HARD_SEARCH_NODES_BEFORE: u64 = 300;
 /// they get a small budget. Tuned with `examples/puzzle_stats.rs`: the p99 is
 /// set by the number of rejected derivations, not by this budget.
 const HARD_SEARCH_NODES_AFTER: u64 = 20;
+/// Clue swaps a `hard` derivation may try when its puzzle ended solvable by
+/// singles, before the derivation is rejected...
+const HARD_SWAP_TRIES: usize = 100;
+/// ...and search nodes each swap may spend on its uniqueness proof.
+const HARD_SEARCH_NODES_SWAP: u64 = 300;
 
 /// Search nodes for filling a random solved grid; far above what a fill
 /// needs (a handful of backtracks), so the fallback is for safety only.
@@ -75,8 +80,9 @@ impl Difficulty {
 /// Sizes offered and the difficulties each offers. Offered only where
 /// generation measurably succeeds (see README.md, "Measured"): on 4×4 no
 /// derivation out of 2,000 players' produced a puzzle that naked singles
-/// could not finish, and on 6×6 one needing search took 16 rejected
-/// derivations on average, with 3.75% of players exhausting all 64.
+/// could not finish. 6×6 `hard` took 16 rejected derivations on average
+/// (3.75% of players exhausting all 64) before clue swaps, 2.1 (none
+/// exhausted) since; offering it is left to the engine.
 pub const OFFERED: [(u32, &[Difficulty]); 3] = [
     (4, &[Difficulty::Easy]),
     (6, &[Difficulty::Easy, Difficulty::Medium]),
@@ -213,14 +219,12 @@ struct Pending {
 }
 
 impl Pending {
-    fn push(&mut self, cell: usize) {
-        // A cell is pushed when it becomes a single, which happens once per
-        // blank between placements, so there is room; a repeated push is
-        // skipped when popped.
-        if self.len < MAX_CELLS {
-            self.cells[self.len] = cell as u8;
-            self.len += 1;
-        }
+    /// `push` without a branch on `condition`. A blank becomes a single at
+    /// most once per propagation (candidates only shrink), so `len` stays
+    /// within `MAX_CELLS`; the clamps only keep the indexing in bounds.
+    fn push_if(&mut self, cell: usize, condition: bool) {
+        self.cells[self.len.min(MAX_CELLS - 1)] = cell as u8;
+        self.len = (self.len + usize::from(condition)).min(MAX_CELLS);
     }
 
     fn pop(&mut self) -> Option<usize> {
@@ -316,22 +320,21 @@ impl Board {
         self.candidates[cell] = 0;
         self.mark_used(geometry, cell, bit);
         self.blanks -= 1;
-        let mut consistent = true;
+        // Branch-free: which peers lose the digit is unpredictable, so every
+        // peer is updated and pushed, and only counted when it became a
+        // single (filled cells have no candidates and never change).
+        let mut emptied = false;
         for &peer in &geometry.peers[cell][..geometry.peer_count] {
             let peer = usize::from(peer);
             let before = self.candidates[peer];
-            if before & bit == 0 {
-                continue;
-            }
             let after = before & !bit;
             self.candidates[peer] = after;
-            if after == 0 {
-                consistent = false;
-            } else if after.is_power_of_two() {
-                pending.push(peer);
-            }
+            let changed = before != after;
+            emptied |= changed & (after == 0);
+            let single = changed & (after != 0) & (after & after.wrapping_sub(1) == 0);
+            pending.push_if(peer, single);
         }
-        consistent
+        !emptied
     }
 
     /// Applies naked singles (and hidden singles when `hidden`) until solved or
@@ -356,15 +359,17 @@ impl Board {
             cells: [0; MAX_CELLS],
             len: 0,
         };
+        // Branch-free scan: filled cells have no candidates, so a blank
+        // without any is a contradiction.
+        let mut contradiction = false;
         for cell in 0..geometry.cells() {
-            if self.cells[cell] != 0 {
-                continue;
-            }
-            match self.candidates[cell] {
-                0 => return Propagation::Contradiction,
-                single if single.is_power_of_two() => pending.push(cell),
-                _ => {}
-            }
+            let candidates = self.candidates[cell];
+            contradiction |= (candidates == 0) & (self.cells[cell] == 0);
+            let single = (candidates != 0) & (candidates & candidates.wrapping_sub(1) == 0);
+            pending.push_if(cell, single);
+        }
+        if contradiction {
+            return Propagation::Contradiction;
         }
         let restored = |board: &Board| until.is_some_and(|cell| board.cells[cell] != 0);
         loop {
@@ -409,13 +414,20 @@ impl Board {
     ) -> Option<bool> {
         let side = geometry.side;
         let mut progress = false;
-        for (index, unit) in geometry.units.iter().enumerate() {
-            let unit = &unit[..side];
-            let used = match index / side {
-                0 => self.row_used[index],
-                1 => self.col_used[index - side],
-                _ => self.box_used[index - 2 * side],
+        // Units are rows, then columns, then boxes, `side` of each.
+        for index in 0..3 * side {
+            let unit = &geometry.units[index][..side];
+            let used = if index < side {
+                self.row_used[index]
+            } else if index < 2 * side {
+                self.col_used[index - side]
+            } else {
+                self.box_used[index - 2 * side]
             };
+            let missing = geometry.all_digits() & !used;
+            if missing == 0 {
+                continue;
+            }
             let mut once = 0u16;
             let mut twice = 0u16;
             for &cell in unit {
@@ -423,7 +435,6 @@ impl Board {
                 twice |= once & candidates;
                 once |= candidates;
             }
-            let missing = geometry.all_digits() & !used;
             if missing & !once != 0 {
                 return None;
             }
@@ -617,7 +628,20 @@ fn full_grid(geometry: &Geometry, rng: &mut Rng) -> [u8; MAX_CELLS] {
 /// sets, which keep clues in); these are far more varied. `None` if the node
 /// budget runs out, which the caller covers with the pattern.
 fn random_grid(geometry: &Geometry, rng: &mut Rng) -> Option<[u8; MAX_CELLS]> {
-    let empty = Board::new(geometry, &[0; MAX_CELLS][..geometry.cells()])?;
+    let side = geometry.side;
+    let mut start = [0u8; MAX_CELLS];
+    let bands = side / geometry.box_rows;
+    let stacks = side / geometry.box_cols;
+    let mut digits: Vec<u8> = (1..=side as u8).collect();
+    for diagonal in 0..bands.min(stacks) {
+        rng.shuffle(&mut digits);
+        for (index, &digit) in digits.iter().enumerate() {
+            let row = diagonal * geometry.box_rows + index / geometry.box_cols;
+            let col = diagonal * geometry.box_cols + index % geometry.box_cols;
+            start[row * side + col] = digit;
+        }
+    }
+    let empty = Board::new(geometry, &start[..geometry.cells()])?;
     let mut nodes = 0u64;
     fill(geometry, empty, rng, &mut nodes)
 }
@@ -685,57 +709,288 @@ fn permuted_lines(rng: &mut Rng, groups: usize, per_group: usize) -> Vec<usize> 
 
 /// What to do after removing one clue.
 enum Removal {
-    /// The puzzle without the clue is within the target.
+    /// The puzzle without the clue is within the target, and the allowed
+    /// singles still solve it.
     Keep,
+    /// Singles get stuck without the clue and a search proved the puzzle
+    /// unique: it now needs search, i.e. it is `hard`.
+    KeepNeedsSearch,
     /// It is not: put the clue back.
     Restore,
 }
 
-/// Whether removing the clue `removed` (which held `digit`) keeps the puzzle
-/// within `target`. `search_nodes_left` bounds the search work of a `hard`
-/// derivation.
-fn after_removal(
-    geometry: &Geometry,
-    board: &Board,
+/// Most unavoidable sets one derivation remembers (each is one `u128`).
+const MAX_UNAVOIDABLE: usize = 96;
+
+/// Clue removal for one derivation: the solution, the current puzzle and its
+/// board, and what was learned about the grid so far.
+struct Remover<'a> {
+    geometry: &'a Geometry,
     target: Difficulty,
-    removed: usize,
-    digit: u8,
-    search_nodes_left: &mut u64,
-) -> Removal {
-    let hidden = target != Difficulty::Easy;
-    if deducible_at_once(geometry, board, removed, digit, hidden) {
-        return Removal::Keep;
+    solution: [u8; MAX_CELLS],
+    puzzle: [u8; MAX_CELLS],
+    /// The board of `puzzle`, kept in step with it so each removal costs a
+    /// peer update instead of a rebuild.
+    current: Board,
+    /// Bit `cell` set for every given of `puzzle`.
+    givens: u128,
+    /// Unavoidable sets of `solution`: cell sets on which another valid grid
+    /// differs from it and agrees everywhere else. A puzzle with no given in
+    /// one of them has that other grid as a second solution, so the last
+    /// given in a set can never be removed; checking this is a few `u128`
+    /// operations instead of a search. Seeded with the grid's unavoidable
+    /// rectangles, extended by every second solution a search finds.
+    unavoidable: Vec<u128>,
+    /// Rejected removals: the clue and an unavoidable set it was the last
+    /// given of (without it the puzzle has a second solution differing
+    /// there), for `swap_towards_hard`.
+    rejected: Vec<(u8, u128)>,
+    search_nodes_left: u64,
+    hard_reached: bool,
+}
+
+impl<'a> Remover<'a> {
+    fn new(geometry: &'a Geometry, target: Difficulty, solution: [u8; MAX_CELLS]) -> Option<Self> {
+        let current = Board::new(geometry, &solution[..geometry.cells()])?;
+        let givens = (0..geometry.cells()).fold(0u128, |mask, cell| mask | 1 << cell);
+        let mut remover = Remover {
+            geometry,
+            target,
+            solution,
+            puzzle: solution,
+            current,
+            givens,
+            unavoidable: Vec::with_capacity(MAX_UNAVOIDABLE),
+            rejected: Vec::new(),
+            search_nodes_left: HARD_SEARCH_NODES_BEFORE,
+            hard_reached: false,
+        };
+        if target == Difficulty::Hard {
+            remover.add_unavoidable_rectangles();
+        }
+        Some(remover)
     }
-    let mut attempt = board.clone();
-    let mut placed = 0;
-    match attempt.propagate_until(geometry, hidden, &mut placed, Some(removed)) {
-        Propagation::Solved => Removal::Keep,
-        Propagation::Contradiction => Removal::Restore,
-        Propagation::Stuck if target == Difficulty::Hard && *search_nodes_left > 0 => {
-            // The puzzle with the clue had exactly one solution, which has
-            // `digit` at `removed`; so the puzzle without it is unique iff no
-            // solution puts another digit there. Looking for one such solution
-            // skips the known solution's subtree.
-            let mut others = board.candidates(removed) & !(1 << digit);
-            while others != 0 {
-                let other = others.trailing_zeros() as u8;
-                others &= others - 1;
-                let mut child = board.clone();
+
+    /// The 4-cell unavoidable sets: rows r1, r2 and columns c1, c2 with
+    /// a at (r1,c1) and (r2,c2), b at (r1,c2) and (r2,c1), the rows in one
+    /// band or the columns in one stack. Swapping a and b keeps every row,
+    /// column and box valid.
+    fn add_unavoidable_rectangles(&mut self) {
+        let geometry = self.geometry;
+        let side = geometry.side;
+        let at = |row: usize, col: usize| self.solution[row * side + col];
+        let mut found = Vec::new();
+        for r1 in 0..side {
+            for r2 in r1 + 1..side {
+                let same_band = r1 / geometry.box_rows == r2 / geometry.box_rows;
+                for c1 in 0..side {
+                    for c2 in c1 + 1..side {
+                        let same_stack = c1 / geometry.box_cols == c2 / geometry.box_cols;
+                        if (same_band || same_stack)
+                            && at(r1, c1) == at(r2, c2)
+                            && at(r1, c2) == at(r2, c1)
+                        {
+                            found.push(
+                                1u128 << (r1 * side + c1)
+                                    | 1 << (r1 * side + c2)
+                                    | 1 << (r2 * side + c1)
+                                    | 1 << (r2 * side + c2),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for set in found {
+            self.remember(set);
+        }
+    }
+
+    fn remember(&mut self, set: u128) {
+        if self.unavoidable.len() < MAX_UNAVOIDABLE {
+            self.unavoidable.push(set);
+        }
+    }
+
+    /// Tries removing each given of `order` in turn, keeping a removal while
+    /// the puzzle stays within the target.
+    fn sweep(&mut self, order: &[usize]) {
+        for &cell in order {
+            if self.puzzle[cell] == 0 {
+                continue;
+            }
+            let mut trial = self.current.clone();
+            trial.remove(self.geometry, cell);
+            match self.after_removal(&trial, cell) {
+                Removal::Keep => {}
+                Removal::KeepNeedsSearch => {
+                    if !self.hard_reached {
+                        // The puzzle now needs search, i.e. it is `hard`.
+                        // Further removals only thin it out, so they get a
+                        // smaller budget.
+                        self.hard_reached = true;
+                        self.search_nodes_left =
+                            self.search_nodes_left.min(HARD_SEARCH_NODES_AFTER);
+                    }
+                }
+                Removal::Restore => continue,
+            }
+            self.current = trial;
+            self.puzzle[cell] = 0;
+            self.givens &= !(1u128 << cell);
+        }
+    }
+
+    /// For a derivation whose puzzle ended minimal but still solvable by
+    /// singles (about 42% of 9×9 `hard` sweeps): tries swapping one clue for
+    /// another instead of starting over. For a clue `c` whose removal was
+    /// rejected because the puzzle then had a second solution differing on
+    /// the set `D`, the puzzle without `c` but with a clue at a blank `d` of
+    /// `D` rules that solution out; it is kept if singles get stuck on it and
+    /// a search proves it unique. Latest rejections first (they were made on
+    /// the sparsest puzzle); at most `max_tries` swaps, each cheap to refuse
+    /// when it leaves an already known unavoidable set without a given.
+    fn swap_towards_hard(&mut self, max_tries: usize) {
+        let geometry = self.geometry;
+        let mut tries = 0;
+        let rejected = std::mem::take(&mut self.rejected);
+        for &(clue, set) in rejected.iter().rev() {
+            let clue = usize::from(clue);
+            let clue_bit = 1u128 << clue;
+            if self.givens & clue_bit == 0 {
+                continue;
+            }
+            let mut blanks = set & !self.givens & !clue_bit;
+            while blanks != 0 {
+                if tries == max_tries {
+                    return;
+                }
+                tries += 1;
+                let added = blanks.trailing_zeros() as usize;
+                blanks &= blanks - 1;
+                let givens = (self.givens & !clue_bit) | 1 << added;
+                if self.unavoidable.iter().any(|&other| givens & other == 0) {
+                    continue;
+                }
+                let mut board = self.current.clone();
+                board.remove(geometry, clue);
                 let mut pending = Pending {
                     cells: [0; MAX_CELLS],
                     len: 0,
                 };
-                // A contradiction here is found again by the search's propagation.
-                child.place(geometry, removed, other, &mut pending);
-                let count = count_solutions(geometry, &child, 1, *search_nodes_left);
-                *search_nodes_left = search_nodes_left.saturating_sub(count.nodes);
-                if count.exhausted || count.solutions > 0 {
-                    return Removal::Restore;
+                // The solution's digit is a candidate of every blank.
+                board.place(geometry, added, self.solution[added], &mut pending);
+                // With `clue` the swapped puzzle is the current one plus a
+                // clue, solvable by singles; so singles solve it iff they
+                // fill `clue`.
+                let mut budget = HARD_SEARCH_NODES_SWAP;
+                if self.needs_search(&board, clue, &mut budget) != Ok(true) {
+                    continue;
                 }
+                self.current = board;
+                self.puzzle[clue] = 0;
+                self.puzzle[added] = self.solution[added];
+                self.givens = givens;
+                self.hard_reached = true;
+                return;
             }
-            Removal::Keep
         }
-        Propagation::Stuck => Removal::Restore,
+    }
+
+    /// For a board lacking only the given `removed` of a `hard`-target puzzle
+    /// known to be unique: `Ok(false)` if singles fill `removed` again (then
+    /// they solve the board), `Ok(true)` if singles get stuck and a search
+    /// within `budget` proves the board unique, else `Err` with the cells
+    /// where a second solution differs from the known one (`None` when the
+    /// budget ran out first). Second solutions become unavoidable sets.
+    fn needs_search(
+        &mut self,
+        board: &Board,
+        removed: usize,
+        budget: &mut u64,
+    ) -> Result<bool, Option<u128>> {
+        let geometry = self.geometry;
+        let mut attempt = board.clone();
+        let mut placed = 0;
+        match attempt.propagate_until(geometry, true, &mut placed, Some(removed)) {
+            Propagation::Solved => return Ok(false),
+            Propagation::Contradiction => return Err(None),
+            Propagation::Stuck if *budget > 0 => {}
+            Propagation::Stuck => return Err(None),
+        }
+        // The puzzle with the clue had exactly one solution, which has
+        // `digit` at `removed`; so the board is unique iff no solution puts
+        // another digit there. Looking for one such solution skips the known
+        // solution's subtree, and starts from the stuck board: singles are
+        // sound, so every solution agrees with what they placed.
+        let digit = self.solution[removed];
+        let mut others = attempt.candidates(removed) & !(1 << digit);
+        // Stuck with `removed` blank: it has two or more candidates.
+        debug_assert!(others != 0);
+        while others != 0 {
+            let other = others.trailing_zeros() as u8;
+            others &= others - 1;
+            let mut child = attempt.clone();
+            let mut pending = Pending {
+                cells: [0; MAX_CELLS],
+                len: 0,
+            };
+            // A contradiction here is found again by the search's propagation.
+            child.place(geometry, removed, other, &mut pending);
+            let count = count_solutions(geometry, &child, 1, *budget);
+            *budget = budget.saturating_sub(count.nodes);
+            if let Some(second) = count.solution {
+                let differs = (0..geometry.cells())
+                    .filter(|&cell| second[cell] != self.solution[cell])
+                    .fold(0u128, |mask, cell| mask | 1 << cell);
+                self.remember(differs);
+                return Err(Some(differs));
+            }
+            if count.exhausted {
+                return Err(None);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether removing the given `removed` keeps the puzzle within the
+    /// target; `board` is the puzzle without it.
+    fn after_removal(&mut self, board: &Board, removed: usize) -> Removal {
+        let geometry = self.geometry;
+        let bit = 1u128 << removed;
+        if let Some(&set) = self
+            .unavoidable
+            .iter()
+            .find(|&&set| self.givens & set == bit)
+        {
+            self.rejected.push((removed as u8, set));
+            return Removal::Restore;
+        }
+        let hidden = self.target != Difficulty::Easy;
+        if deducible_at_once(geometry, board, removed, self.solution[removed], hidden) {
+            return Removal::Keep;
+        }
+        if self.target != Difficulty::Hard {
+            let mut attempt = board.clone();
+            let mut placed = 0;
+            return match attempt.propagate_until(geometry, hidden, &mut placed, Some(removed)) {
+                Propagation::Solved => Removal::Keep,
+                Propagation::Stuck | Propagation::Contradiction => Removal::Restore,
+            };
+        }
+        let mut budget = self.search_nodes_left;
+        let verdict = self.needs_search(board, removed, &mut budget);
+        self.search_nodes_left = budget;
+        match verdict {
+            Ok(false) => Removal::Keep,
+            Ok(true) => Removal::KeepNeedsSearch,
+            Err(second) => {
+                if let Some(set) = second {
+                    self.rejected.push((removed as u8, set));
+                }
+                Removal::Restore
+            }
+        }
     }
 }
 
@@ -777,45 +1032,16 @@ pub(crate) fn attempt(size: u32, target: Difficulty, rng: &mut Rng) -> Attempt {
         Some(grid) => grid,
         None => full_grid(geometry, rng),
     };
-    let mut puzzle = full;
     let mut order: Vec<usize> = (0..geometry.cells()).collect();
     rng.shuffle(&mut order);
-    let mut search_nodes_left = HARD_SEARCH_NODES_BEFORE;
-    let mut hard_reached = false;
-    // The board of the current puzzle, kept in step with `puzzle` so each
-    // removal costs a peer update instead of a rebuild.
-    let Some(mut current) = Board::new(geometry, &puzzle[..geometry.cells()]) else {
+    let Some(mut remover) = Remover::new(geometry, target, full) else {
         return Attempt::Rejected;
     };
-    for cell in order {
-        let saved = puzzle[cell];
-        puzzle[cell] = 0;
-        let before = search_nodes_left;
-        let mut trial = current.clone();
-        trial.remove(geometry, cell);
-        let removal = after_removal(
-            geometry,
-            &trial,
-            target,
-            cell,
-            saved,
-            &mut search_nodes_left,
-        );
-        if matches!(removal, Removal::Keep) {
-            current = trial;
-        }
-        match removal {
-            Removal::Keep if !hard_reached && before != search_nodes_left => {
-                // This removal needed a search to prove uniqueness: the puzzle
-                // now needs search, i.e. it is `hard`. Further removals only
-                // thin it out, so they get a smaller budget.
-                hard_reached = true;
-                search_nodes_left = search_nodes_left.min(HARD_SEARCH_NODES_AFTER);
-            }
-            Removal::Keep => {}
-            Removal::Restore => puzzle[cell] = saved,
-        }
+    remover.sweep(&order);
+    if target == Difficulty::Hard && !remover.hard_reached {
+        remover.swap_towards_hard(HARD_SWAP_TRIES);
     }
+    let puzzle = remover.puzzle;
     let givens = &puzzle[..geometry.cells()];
     let Some(board) = Board::new(geometry, givens) else {
         return Attempt::Rejected;
@@ -967,6 +1193,53 @@ mod tests {
         let rating = rate(9, &cells).unwrap();
         assert_eq!(rating.difficulty, Difficulty::Hard);
         assert!(rating.nodes > 1);
+    }
+
+    #[test]
+    fn remembered_sets_are_unavoidable() {
+        for size in [6u32, 9] {
+            let geometry = Geometry::for_size(size).unwrap();
+            for seed in 0..40 {
+                let mut rng = rng(&format!("unavoidable-{seed}"));
+                let grid = random_grid(geometry, &mut rng).unwrap();
+                let remover = Remover::new(geometry, Difficulty::Hard, grid).unwrap();
+                // Each rectangle: swapping its two digits gives another valid
+                // grid that differs exactly there.
+                for &set in &remover.unavoidable {
+                    assert_eq!(set.count_ones(), 4);
+                    let cells: Vec<usize> = (0..geometry.cells())
+                        .filter(|&cell| set & 1 << cell != 0)
+                        .collect();
+                    let (a, b) = (grid[cells[0]], grid[cells[1]]);
+                    assert_ne!(a, b);
+                    let mut other = grid;
+                    for &cell in &cells {
+                        other[cell] = if grid[cell] == a { b } else { a };
+                    }
+                    let board = Board::new(geometry, &other[..geometry.cells()]).expect("valid");
+                    assert_eq!(board.blanks, 0);
+                }
+                // After a sweep every remembered set (rectangles and second
+                // solutions) keeps a given, as a unique puzzle must.
+                let mut remover = remover;
+                let mut order: Vec<usize> = (0..geometry.cells()).collect();
+                rng.shuffle(&mut order);
+                remover.sweep(&order);
+                if !remover.hard_reached {
+                    remover.swap_towards_hard(HARD_SWAP_TRIES);
+                }
+                for &set in &remover.unavoidable {
+                    assert_ne!(remover.givens & set, 0);
+                }
+                let givens: u128 = (0..geometry.cells())
+                    .filter(|&cell| remover.puzzle[cell] != 0)
+                    .fold(0, |mask, cell| mask | 1 << cell);
+                assert_eq!(givens, remover.givens);
+                let board = Board::new(geometry, &remover.puzzle[..geometry.cells()]).unwrap();
+                let (_, solution) = rate_board(geometry, &board).expect("unique");
+                assert_eq!(solution[..geometry.cells()], grid[..geometry.cells()]);
+            }
+        }
     }
 
     #[test]

@@ -387,7 +387,11 @@ fn instances_are_pinned() {
     // Pinned: the same inputs must give the same instance on every machine and
     // in every release; a change here invalidates every handed-out instance.
     let caesar = generate(&word_spec(PuzzleKind::Caesar, &SPEC_WORDS), &request("ada")).unwrap();
+    // Sudoku pins changed deliberately when solved grids started from random
+    // diagonal boxes and `hard` generation gained clue swaps (nothing was
+    // live yet).
     let sudoku = generate(&sudoku_spec(4, "easy"), &request("ada")).unwrap();
+    let hard = generate(&sudoku_spec(9, "hard"), &request("ada")).unwrap();
     assert_eq!(
         caesar.data,
         PuzzleData::Caesar {
@@ -399,17 +403,37 @@ fn instances_are_pinned() {
         sudoku.data,
         PuzzleData::Sudoku {
             size: 4,
-            givens: vec![0, 2, 3, 0, 3, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0],
-            answer_row: 2
+            givens: vec![0, 0, 0, 3, 0, 2, 0, 0, 0, 0, 0, 4, 4, 0, 3, 0],
+            answer_row: 0
         }
     );
     assert_eq!(
         sudoku.text,
         "Sudoku 4x4 (easy). Fill every blank (.) with a digit 1-4 so that each row, each column \
-         and each 2x2 box holds every digit exactly once.\nAnswer with the 4 digits of row 3 \
-         (marked >), left to right, no spaces.\n\n   . 2 | 3 .\n   3 . | . 1\n  -----+-----\n\
-         >  . . | . .\n   . . | 1 .\n"
+         and each 2x2 box holds every digit exactly once.\nAnswer with the 4 digits of row 1 \
+         (marked >), left to right, no spaces.\n\n>  . . | . 3\n   . 2 | . .\n  -----+-----\n\
+         \x20  . . | . 4\n   4 . | 3 .\n"
     );
+    assert_eq!(
+        hard.data,
+        PuzzleData::Sudoku {
+            size: 9,
+            givens: vec![
+                0, 0, 0, 0, 0, 0, 0, 3, 4, //
+                0, 0, 0, 3, 0, 0, 5, 0, 0, //
+                4, 0, 0, 0, 6, 1, 0, 0, 0, //
+                0, 4, 7, 0, 0, 0, 0, 5, 0, //
+                6, 5, 0, 0, 0, 0, 0, 8, 0, //
+                0, 2, 0, 0, 0, 0, 7, 0, 0, //
+                7, 0, 0, 1, 0, 9, 2, 0, 0, //
+                5, 0, 0, 0, 0, 2, 0, 0, 0, //
+                8, 6, 0, 0, 0, 5, 9, 0, 0,
+            ],
+            answer_row: 1
+        }
+    );
+    assert_eq!(hard.answer, "986324517");
+    assert_eq!(hard.solver.technique, "search");
 }
 
 #[test]
@@ -431,4 +455,99 @@ fn prepared_spec_generates_the_same_instances() {
         prepare(&sudoku_spec(7, "easy")),
         Err(GenerateError::InvalidSpec { .. })
     ));
+}
+
+/// Naked and hidden singles on a plain 9×9 grid, written apart from the
+/// crate's solver: returns the grid they reach.
+fn singles_fixpoint(givens: &[u8]) -> Vec<u8> {
+    let mut grid = givens.to_vec();
+    let units: Vec<Vec<usize>> = (0..9)
+        .map(|row| (0..9).map(|col| row * 9 + col).collect())
+        .chain((0..9).map(|col| (0..9).map(|row| row * 9 + col).collect()))
+        .chain((0..9).map(|b| {
+            (0..9)
+                .map(|i| (b / 3 * 3 + i / 3) * 9 + b % 3 * 3 + i % 3)
+                .collect()
+        }))
+        .collect();
+    let peers: Vec<Vec<usize>> = (0..81)
+        .map(|cell| {
+            (0..81)
+                .filter(|&other| {
+                    other != cell
+                        && units
+                            .iter()
+                            .any(|unit| unit.contains(&cell) && unit.contains(&other))
+                })
+                .collect()
+        })
+        .collect();
+    loop {
+        // Candidate digits (bit d) of each blank.
+        let masks: Vec<u16> = (0..81)
+            .map(|cell| {
+                if grid[cell] != 0 {
+                    return 0;
+                }
+                peers[cell]
+                    .iter()
+                    .fold(0b11_1111_1110, |mask, &peer| mask & !(1u16 << grid[peer]))
+            })
+            .collect();
+        let naked = (0..81).find(|&cell| masks[cell].count_ones() == 1);
+        let hidden = || {
+            units.iter().find_map(|unit| {
+                (1..=9u8).find_map(|digit| {
+                    let places: Vec<usize> = unit
+                        .iter()
+                        .copied()
+                        .filter(|&cell| masks[cell] & 1 << digit != 0)
+                        .collect();
+                    match places[..] {
+                        [cell] => Some((cell, digit)),
+                        _ => None,
+                    }
+                })
+            })
+        };
+        match naked {
+            Some(cell) => grid[cell] = masks[cell].trailing_zeros() as u8,
+            None => match hidden() {
+                Some((cell, digit)) => grid[cell] = digit,
+                None => return grid,
+            },
+        }
+    }
+}
+
+#[test]
+fn hard_instances_need_search() {
+    // "hard" is what the solver measures: singles get stuck, a search proves
+    // one solution. Re-checked here with a separate singles implementation,
+    // over enough players that many instances come from clue swaps (about 4
+    // in 10 derivations end solvable by singles before swapping).
+    let spec = sudoku_spec(9, "hard");
+    for player in 0..120 {
+        let instance = generate(&spec, &request(&format!("player-{player}"))).unwrap();
+        let PuzzleData::Sudoku { givens, .. } = &instance.data else {
+            panic!("wrong data {:?}", instance.data)
+        };
+        let reached = singles_fixpoint(givens);
+        assert!(
+            reached.contains(&0),
+            "player-{player}: singles solve {givens:?}"
+        );
+        let rating = sudoku::rate(9, givens).unwrap();
+        assert_eq!(rating.difficulty, sudoku::Difficulty::Hard);
+        assert!(rating.nodes >= 1);
+        assert_eq!(instance.solver.technique, "search");
+        // What singles placed agrees with the unique solution.
+        for (cell, &digit) in reached.iter().enumerate() {
+            assert!(digit == 0 || digit == rating.solution[cell]);
+        }
+    }
+    // The separate singles solver does solve a puzzle the rater calls easy.
+    let easy = "530070000600195000098000060800060003400803001700020006060000280000419005000080079";
+    let cells: Vec<u8> = easy.bytes().map(|byte| byte - b'0').collect();
+    assert!(!singles_fixpoint(&cells).contains(&0));
 }
