@@ -10,6 +10,7 @@ mod cmd;
 mod demo;
 mod load;
 mod render;
+mod replay;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -101,6 +102,31 @@ enum Command {
         /// Write logs as JSON lines.
         #[arg(long)]
         log_json: bool,
+        /// Take a snapshot every N log records (0 = only at shutdown); bounds restart time.
+        #[arg(long, default_value_t = veltrix_server::DEFAULT_SNAPSHOT_EVERY)]
+        snapshot_every: u64,
+        /// How many snapshots to keep (older ones, and the log they cover, are removed).
+        #[arg(long, default_value_t = veltrix_server::DEFAULT_SNAPSHOT_KEEP)]
+        snapshot_keep: usize,
+    },
+    /// Rebuild the state from a server's log alone (stop the server first) and write the state dump.
+    Replay {
+        #[arg(long)]
+        config: PathBuf,
+        /// Data directory (default: `server.data_dir`, else ./veltrix-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where to write the state dump (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare the latest snapshot plus the log after it with a replay of the whole log; exit 1 on any difference.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+        /// Data directory (default: `server.data_dir`, else ./veltrix-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Generated puzzles.
     #[command(subcommand)]
@@ -164,6 +190,8 @@ fn main() -> ExitCode {
             max_body,
             queue_capacity,
             log_json,
+            snapshot_every,
+            snapshot_keep,
         } => serve::serve(
             &config,
             serve::ServeArgs {
@@ -172,8 +200,16 @@ fn main() -> ExitCode {
                 max_body,
                 queue_capacity,
                 log_json,
+                snapshot_every,
+                snapshot_keep,
             },
         ),
+        Command::Replay {
+            config,
+            data_dir,
+            out,
+        } => replay::replay(&config, data_dir, out.as_deref()),
+        Command::Verify { config, data_dir } => replay::verify(&config, data_dir),
         Command::Puzzle(PuzzleCommand::Preview {
             config,
             hunt,

@@ -13,6 +13,8 @@ pub struct ServeArgs {
     pub max_body: usize,
     pub queue_capacity: usize,
     pub log_json: bool,
+    pub snapshot_every: u64,
+    pub snapshot_keep: usize,
 }
 
 pub fn serve(config_path: &Path, args: ServeArgs) -> Result<ExitCode> {
@@ -37,6 +39,11 @@ pub fn serve(config_path: &Path, args: ServeArgs) -> Result<ExitCode> {
     options.partitions = settings.partitions.unwrap_or(1) as usize;
     options.body_limit = args.max_body;
     options.queue_capacity = args.queue_capacity;
+    options.snapshot_every = (args.snapshot_every > 0).then_some(args.snapshot_every);
+    if args.snapshot_keep == 0 {
+        anyhow::bail!("--snapshot-keep must be at least 1");
+    }
+    options.snapshot_keep = args.snapshot_keep;
     let plan = crate::cmd::plan_for(config);
     veltrix_server::serve(plan, ServeSettings { listen, options })
         .context("the server stopped with an error")?;

@@ -1794,12 +1794,18 @@ fn expression_offset(source: &str, loc: &Loc, text: &str) -> Option<usize> {
     None
 }
 
+/// The version is a hash of each file's base name and text: the same files
+/// give the same version however their path was spelled (`./a` or `a`).
 fn version_of(sources: &[Source]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     for source in sources {
-        hasher.update((source.name.len() as u64).to_le_bytes());
-        hasher.update(source.name.as_bytes());
+        let name = std::path::Path::new(&source.name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&source.name);
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
         hasher.update((source.text.len() as u64).to_le_bytes());
         hasher.update(source.text.as_bytes());
     }

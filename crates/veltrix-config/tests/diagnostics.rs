@@ -89,3 +89,22 @@ fn expression_error_columns_point_into_the_expression() {
     assert_eq!((d.line, d.column), (5, 24));
     assert_eq!(&text[d.span.clone()], "event.m");
 }
+
+#[test]
+fn the_version_ignores_how_the_path_was_spelled_but_not_the_content() {
+    let text = "[events.login]\n";
+    let version = |name: &str, text: &str| compile(&[Source::new(name, text)]).unwrap().version;
+    assert_eq!(
+        version("examples/x/veltrix.toml", text),
+        version("./examples/x/veltrix.toml", text)
+    );
+    assert_eq!(
+        version("veltrix.toml", text),
+        version("/abs/path/veltrix.toml", text)
+    );
+    assert_ne!(
+        version("veltrix.toml", text),
+        version("veltrix.toml", "[events.logout]\n")
+    );
+    assert_ne!(version("a.toml", text), version("b.toml", text));
+}

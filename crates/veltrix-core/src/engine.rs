@@ -35,6 +35,7 @@ pub enum Record {
     },
 }
 
+#[derive(Clone)]
 pub struct Engine {
     pub plan: Arc<Plan>,
     pub partitions: Vec<Partition>,
@@ -161,7 +162,7 @@ pub enum Submission {
 /// Validation, deduplication and sequencing: everything between bytes and
 /// the log. Dedup is global (an id is a duplicate whatever player it names),
 /// so it lives here, before events are split by player.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Ingest {
     pub(crate) seen: FastSet<Arc<str>>,
     pub counts: Counts,

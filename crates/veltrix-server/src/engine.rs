@@ -8,9 +8,11 @@
 //! i.e. only once the records are fsync'd (group commit). Reads run on this
 //! thread too, after every command queued before them.
 
-use crate::error::{ApiError, ServerError};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::record::{self, LogRecord, RejectionRecord};
+use crate::snapshots::Snapshotter;
+use crate::stream::{StreamMessage, StreamSender};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -108,6 +110,9 @@ pub struct Shared {
     queue_capacity: usize,
     queue_bytes: u64,
     pub metrics: Arc<Metrics>,
+    /// The live stream (`GET /v1/stream`); messages are published once
+    /// their records are durable.
+    pub stream: StreamSender,
 }
 
 impl Shared {
@@ -119,6 +124,7 @@ impl Shared {
             queue_capacity,
             queue_bytes,
             metrics,
+            stream: tokio::sync::broadcast::channel(crate::stream::DEFAULT_STREAM_CAPACITY).0,
         }
     }
 
@@ -221,100 +227,17 @@ fn log_failed() -> ApiError {
     )
 }
 
-/// Rebuilds state from every record of the log.
-pub fn replay(plan: Arc<Plan>, partitions: usize, log: &Log) -> Result<Core, ServerError> {
-    let mut last_version: Option<String> = None;
-    let mut core = Core {
-        ingest: Ingest::new(),
-        engine: Engine::new(plan.clone(), partitions),
-        plan,
-    };
-    let config = core.plan.config.clone();
-    let reader = log.read_from(1).map_err(|e| ServerError::Replay {
-        seq: 1,
-        message: e.to_string(),
-    })?;
-    for entry in reader {
-        let (seq, payload) = entry.map_err(|e| ServerError::Replay {
-            seq: core.ingest.next_seq,
-            message: e.to_string(),
-        })?;
-        let bad = |message: String| ServerError::Replay { seq, message };
-        match record::decode(&payload).map_err(|e| bad(e.to_string()))? {
-            LogRecord::Event {
-                id,
-                player,
-                event_type,
-                ts,
-                data,
-            } => {
-                let event = record::rebuild_event(&config, &id, &player, &event_type, ts, &data)
-                    .map_err(|e| bad(e.to_string()))?;
-                if core.ingest.is_known(&id) {
-                    return Err(bad(format!("event id {id:?} appears twice in the log")));
-                }
-                core.ingest.remember(&id, seq);
-                core.engine.apply_event(seq, &event);
-            }
-            LogRecord::Spend {
-                player,
-                currency,
-                amount,
-                key,
-            } => {
-                let Some(c) = config.currency(&currency) else {
-                    return Err(bad(format!(
-                        "spend of currency {currency:?}, which the configuration does not declare"
-                    )));
-                };
-                let outcome = core.engine.apply_spend(seq, &player, c, amount, &key);
-                if !matches!(outcome, veltrix_core::partition::SpendOutcome::Applied(_)) {
-                    return Err(bad(format!(
-                        "spend {key:?} of player {player:?} no longer applies ({outcome:?}); the configuration changed what players earned"
-                    )));
-                }
-            }
-            LogRecord::Tally {
-                duplicates,
-                rejected,
-            } => {
-                core.ingest.counts.duplicates += duplicates;
-                core.ingest.counts.rejected += rejected.len() as u64;
-                core.ingest
-                    .rejected
-                    .extend(rejected.into_iter().map(Into::into));
-            }
-            LogRecord::Config { version } => last_version = Some(version),
-        }
-        core.ingest.next_seq = seq + 1;
-    }
-    core.ingest.next_seq = log.last_seq() + 1;
-    if last_version.as_deref() != Some(config.version.as_str()) {
-        if let Some(old) = &last_version {
-            tracing::warn!(
-                old_version = %old,
-                new_version = %config.version,
-                "the configuration changed since the log was written: every record was re-evaluated with the new one"
-            );
-        }
-        let seq = core.ingest.next_seq;
-        let payload = record::encode(&LogRecord::Config {
-            version: config.version.clone(),
-        });
-        log.append_sync(vec![payload])
-            .map_err(|e| ServerError::Replay {
-                seq,
-                message: format!("cannot record the configuration version: {e}"),
-            })?;
-        core.ingest.next_seq += 1;
-    }
-    Ok(core)
-}
-
 /// The engine thread's loop. Returns when told to shut down or when every
-/// sender is gone, then closes the log (which flushes and answers every
-/// queued append).
-pub fn run(mut core: Core, log: Log, rx: Receiver<(Instant, Command)>, shared: Arc<Shared>) {
+/// sender is gone, then takes a last snapshot (if one is configured and the
+/// log has not failed), waits for it, and closes the log (which flushes and
+/// answers every queued append).
+pub fn run(
+    mut core: Core,
+    log: Arc<Log>,
+    rx: Receiver<(Instant, Command)>,
+    shared: Arc<Shared>,
+    mut snapshotter: Option<Snapshotter>,
+) {
     let metrics = shared.metrics.clone();
     metrics.last_seq.set(log.last_seq() as i64);
     while let Ok((enqueued, command)) = rx.recv() {
@@ -333,15 +256,57 @@ pub fn run(mut core: Core, log: Log, rx: Receiver<(Instant, Command)>, shared: A
             } => spend(&mut core, &log, &shared, &player, request, reply),
         }
         metrics.last_seq.set(core.ingest.next_seq as i64 - 1);
+        if let Some(snapshotter) = &mut snapshotter
+            && snapshotter.due(core.ingest.next_seq - 1)
+        {
+            take_snapshot(&core, &shared, snapshotter);
+        }
     }
     // Commands still queued are dropped with their reply senders: their
     // handlers answer 503.
     drop(rx);
+    if let Some(mut snapshotter) = snapshotter {
+        if core.ingest.next_seq - 1 > snapshotter.last_seq {
+            // The previous snapshot may still be in flight; wait for it so
+            // this one is not skipped.
+            while snapshotter.busy() && !shared.is_failed() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            take_snapshot(&core, &shared, &mut snapshotter);
+        }
+        snapshotter.finish();
+    }
+    let log = match Arc::try_unwrap(log) {
+        Ok(log) => log,
+        Err(_) => {
+            tracing::error!("the log is still shared at shutdown; it closes when dropped");
+            return;
+        }
+    };
     if let Err(e) = log.close() {
         tracing::error!(error = %e, "closing the log failed");
     } else {
         tracing::info!("log closed");
     }
+}
+
+/// Encodes the state on this thread (`Engine` and `Ingest` cannot be cloned
+/// outside core, so encoding is the only way to copy them; see
+/// docs/SERVER.md) and hands the bytes to the snapshot
+/// thread for the disk. The snapshot covers every record up to
+/// `next_seq - 1`, including `Tally` and `Config` records.
+fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) {
+    if shared.is_failed() {
+        return;
+    }
+    let started = Instant::now();
+    let payload = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
+    let took = started.elapsed();
+    shared
+        .metrics
+        .snapshot_encode_seconds
+        .observe(took.as_secs_f64());
+    snapshotter.submit(core.ingest.next_seq - 1, payload, took);
 }
 
 fn ingest(
@@ -363,6 +328,10 @@ fn ingest(
     let mut answer = IngestReply::default();
     let mut payloads = Vec::new();
     let mut rejections = Vec::new();
+    // Building stream messages costs a rank lookup per moved leaderboard:
+    // only while someone listens.
+    let streaming = shared.stream.receiver_count() > 0;
+    let mut messages: Vec<Arc<StreamMessage>> = Vec::new();
     for item in items {
         let line = item.line.unwrap_or(item.index as u64 + 1);
         match core.ingest.submit(&core.plan, &item.bytes, line, now_ms) {
@@ -371,7 +340,11 @@ fn ingest(
                 payloads.push(record::encode(&record::event_record(&config, &event)));
                 let partition = core.engine.partition_of(&event.player);
                 let grants_before = core.engine.partitions[partition].grants.len();
-                core.engine.apply_event(seq, &event);
+                let effects = core.engine.apply_event(seq, &event);
+                if streaming && !effects.is_empty() {
+                    let effects = effects.to_vec();
+                    crate::stream::messages(core, seq, partition, &effects, &mut messages);
+                }
                 for grant in &core.engine.partitions[partition].grants[grants_before..] {
                     shared
                         .metrics
@@ -415,7 +388,17 @@ fn ingest(
         let _ = reply.send(Ok(answer));
         return;
     }
+    let stream = (!messages.is_empty()).then(|| shared.stream.clone());
     append(log, shared, payloads, first_seq, move |result| {
+        if result.is_ok()
+            && let Some(stream) = stream
+        {
+            // Never waits: a lagging client loses messages, not the engine
+            // time. An error only means nobody listens any more.
+            for message in messages {
+                let _ = stream.send(message);
+            }
+        }
         let _ = reply.send(result.map(|()| answer));
     });
 }
@@ -485,8 +468,10 @@ enum SpendDecision {
 }
 
 /// Checks a spend without changing state, so a refused spend uses no seq
-/// (the engine's `apply_spend` would advance its last seq even when it
-/// refuses, and would create an unknown player).
+/// and answers with the API's own errors (404 for an unknown player, the
+/// earlier spend for a used key, 409 with the balance). The engine's
+/// `apply_spend` refuses the same cases without changing anything; the
+/// server checks first so that it never has to take back a seq.
 fn decide_spend(
     core: &Core,
     player: &str,

@@ -51,6 +51,7 @@ impl ApiError {
             "hunt" => "unknown_hunt",
             "leaderboard" => "unknown_leaderboard",
             "currency" => "unknown_currency",
+            "view" => "unknown_view",
             _ => "not_found",
         };
         let status = if what == "currency" {
@@ -108,6 +109,29 @@ pub enum ServerError {
         #[source]
         source: veltrix_log::LogError,
     },
+    #[error("{0} holds no log (no wal/ directory); is this a Veltrix data directory?")]
+    NoLog(String),
+    #[error(
+        "{0} is in use by a running Veltrix server (it holds the LOCK file); stop the server first, or copy the data directory (cp -r) and run on the copy"
+    )]
+    InUse(String),
+    #[error("cannot read the snapshots: {0}")]
+    Snapshot(#[source] veltrix_log::LogError),
+    #[error(
+        "the log ends at seq {log_last_seq} but the latest snapshot covers up to seq {snapshot_seq}: log data is missing (a deleted or truncated segment?). Restore the missing wal/ segments, or move the snapshots away to start from the log alone"
+    )]
+    LogBehindSnapshot {
+        snapshot_seq: u64,
+        log_last_seq: u64,
+    },
+    #[error(
+        "cannot rebuild from seq {from}: the log starts at seq {first} (older segments were retired after a snapshot); a rebuild from the log alone is impossible, start from the snapshots"
+    )]
+    Retired { from: u64, first: u64 },
+    #[error(
+        "cannot start: {why}, but the log starts at seq {first} (older segments were retired after snapshots), so the whole log cannot be re-evaluated. Start with the configuration the snapshot was taken with (the same files, given by the same path: the version hashes file names too)"
+    )]
+    SnapshotUnusable { why: String, first: u64 },
     #[error("cannot replay the log: record at seq {seq}: {message}")]
     Replay { seq: u64, message: String },
     #[error(

@@ -12,11 +12,17 @@
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod rebuild;
 pub mod record;
 pub mod routes;
+pub mod snapshots;
+pub mod stream;
 
 pub use engine::{Command, Core, Handle};
 pub use error::{ApiError, ServerError};
+pub use rebuild::{Rebuilt, Source, rebuild};
+/// The log crate, for tools that read a data directory through the server.
+pub use veltrix_log;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use veltrix_core::Plan;
-use veltrix_log::{Log, LogOptions, Recovery, Storage};
+use veltrix_log::{Log, LogOptions, Recovery, SnapshotOptions, SnapshotStore, Storage};
 
 /// Default request body limit (`--max-body`).
 pub const DEFAULT_BODY_LIMIT: usize = 16 << 20;
@@ -32,6 +38,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 << 20;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default listen address when the configuration gives none.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+/// Default number of log records between snapshots.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
+/// Default number of snapshots kept.
+pub const DEFAULT_SNAPSHOT_KEEP: usize = 3;
 /// Default data directory when the configuration gives none.
 pub const DEFAULT_DATA_DIR: &str = "veltrix-data";
 
@@ -52,6 +62,12 @@ pub struct ServerOptions {
     pub log: LogOptions,
     /// Storage for the log (tests inject faults); `None` is the file system.
     pub storage: Option<Arc<dyn Storage>>,
+    /// Log records between snapshots (also one at graceful shutdown);
+    /// `None` takes no snapshots (start-up still uses existing ones).
+    pub snapshot_every: Option<u64>,
+    /// Snapshots kept; log segments older than the oldest kept one are
+    /// deleted after each snapshot.
+    pub snapshot_keep: usize,
 }
 
 impl ServerOptions {
@@ -64,6 +80,8 @@ impl ServerOptions {
             max_events_per_request: 100_000,
             log: LogOptions::default(),
             storage: None,
+            snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
+            snapshot_keep: DEFAULT_SNAPSHOT_KEEP,
         }
     }
 
@@ -91,10 +109,21 @@ impl ServerOptions {
 /// closes the log.
 pub struct Server {
     handle: Handle,
+    /// Set to true when the server stops: ends the live streams, which would
+    /// otherwise keep a graceful shutdown waiting forever.
+    closing: tokio::sync::watch::Sender<bool>,
     app: routes::App,
     thread: Option<JoinHandle<()>>,
     /// What opening the log found (records, torn tail).
     pub recovery: Recovery,
+    /// The snapshot start-up began from, if any.
+    pub snapshot_seq: Option<u64>,
+    /// Log records replayed at start-up (after the snapshot).
+    pub records_replayed: u64,
+    /// Why snapshots were passed over at start-up (also logged as warnings).
+    pub warnings: Vec<String>,
+    /// Snapshot progress (for tests and operators); `None` without snapshots.
+    pub snapshot_status: Option<Arc<snapshots::Status>>,
 }
 
 impl Server {
@@ -117,12 +146,10 @@ impl Server {
             .storage
             .clone()
             .unwrap_or_else(|| Arc::new(veltrix_log::FsStorage));
-        let (log, recovery) =
-            Log::open_with(storage, &options.data_dir, log_options).map_err(|source| {
-                ServerError::Log {
-                    dir: options.data_dir.display().to_string(),
-                    source,
-                }
+        let (log, recovery) = Log::open_with(storage.clone(), &options.data_dir, log_options)
+            .map_err(|source| ServerError::Log {
+                dir: options.data_dir.display().to_string(),
+                source,
             })?;
         if let Some(torn) = &recovery.torn_tail {
             tracing::warn!(
@@ -133,23 +160,57 @@ impl Server {
                 "cut a torn tail off the log (an unacknowledged write interrupted by a crash)"
             );
         }
+        let store = SnapshotStore::open_with(
+            storage,
+            &options.data_dir,
+            SnapshotOptions {
+                keep: options.snapshot_keep.max(1),
+            },
+        )
+        .map_err(ServerError::Snapshot)?;
         let started = std::time::Instant::now();
         let config_version = plan.config.version.clone();
-        let core = engine::replay(plan, options.partitions.max(1), &log)?;
+        let rebuilt = rebuild::rebuild(
+            plan,
+            options.partitions.max(1),
+            &log,
+            &store,
+            Source::LatestSnapshot,
+        )?;
         tracing::info!(
-            records = recovery.records,
+            snapshot_seq = rebuilt.snapshot_seq,
+            records_replayed = rebuilt.records_replayed,
             last_seq = recovery.last_seq,
             replay_ms = started.elapsed().as_millis() as u64,
-            "replayed the log"
+            "rebuilt the state"
         );
+        let snapshot_seq = rebuilt.snapshot_seq;
+        let records_replayed = rebuilt.records_replayed;
+        let warnings = rebuilt.warnings();
+        let mut core = rebuilt.core;
+        record_config_version(&log, &mut core, rebuilt.last_config_version.as_deref())?;
+        let log = Arc::new(log);
         let shared = Arc::new(engine::Shared::new(queue_capacity, queue_bytes, metrics));
         let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_capacity.max(1));
+        let snapshotter = match options.snapshot_every {
+            Some(every) => Some(snapshots::Snapshotter::start(
+                store,
+                log.clone(),
+                shared.clone(),
+                every,
+                snapshot_seq.unwrap_or(0),
+            )?),
+            None => None,
+        };
+        let snapshot_status = snapshotter.as_ref().map(|s| s.status());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("veltrix-engine".into())
-            .spawn(move || engine::run(core, log, rx, thread_shared))?;
+            .spawn(move || engine::run(core, log, rx, thread_shared, snapshotter))?;
         let handle = Handle::new(tx, shared);
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let app = routes::App {
+            closing: closing_rx,
             handle: handle.clone(),
             body_limit: options.body_limit,
             max_events_per_request: options.max_events_per_request,
@@ -157,9 +218,14 @@ impl Server {
         };
         Ok(Server {
             handle,
+            closing,
             app,
             thread: Some(thread),
             recovery,
+            snapshot_seq,
+            records_replayed,
+            warnings,
+            snapshot_status,
         })
     }
 
@@ -179,7 +245,13 @@ impl Server {
         self.stop();
     }
 
+    /// Ends every live stream (`GET /v1/stream`); called when shutting down.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
     fn stop(&mut self) {
+        self.close_streams();
         if let Some(thread) = self.thread.take() {
             self.handle.send_blocking(Command::Shutdown);
             if thread.join().is_err() {
@@ -195,6 +267,36 @@ impl Drop for Server {
     }
 }
 
+/// Appends a `Config` record when the active configuration version is not
+/// the last one the log recorded, so the log says from which seq on records
+/// were evaluated with it.
+fn record_config_version(
+    log: &Log,
+    core: &mut Core,
+    last: Option<&str>,
+) -> Result<(), ServerError> {
+    let active = core.plan.config.version.clone();
+    if last == Some(active.as_str()) {
+        return Ok(());
+    }
+    if let Some(old) = last {
+        tracing::warn!(
+            old_version = %old,
+            new_version = %active,
+            "the configuration changed since the log was written: every record was re-evaluated with the new one"
+        );
+    }
+    let seq = core.ingest.next_seq;
+    let payload = record::encode(&record::LogRecord::Config { version: active });
+    log.append_sync(vec![payload])
+        .map_err(|e| ServerError::Replay {
+            seq,
+            message: format!("cannot record the configuration version: {e}"),
+        })?;
+    core.ingest.next_seq += 1;
+    Ok(())
+}
+
 /// Serves `server` on `listener` until `shutdown` completes, then stops
 /// accepting, lets open requests finish, stops the engine and closes the log.
 pub async fn run(
@@ -203,6 +305,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = server.router();
+    let closing = server.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Stream responses never end on their own; end them so the
+        // graceful shutdown below does not wait for them.
+        closing.send_replace(true);
+    };
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Highest log seq assigned.
     pub last_seq: Gauge,
+    /// Snapshots written since start.
+    pub snapshots: Counter,
+    /// Time the engine thread spent encoding snapshots (ingest waits meanwhile).
+    pub snapshot_encode_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -56,6 +60,8 @@ impl Metrics {
             queue_wait_seconds: Histogram::new(exponential_buckets(0.000_001, 2.0, 24)),
             queue_depth: Gauge::default(),
             last_seq: Gauge::default(),
+            snapshots: Counter::default(),
+            snapshot_encode_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             registry: Registry::default(),
         };
         registry.register(
@@ -112,6 +118,16 @@ impl Metrics {
             "log_last_seq",
             "Highest log sequence number assigned",
             metrics.last_seq.clone(),
+        );
+        registry.register(
+            "snapshots",
+            "Snapshots written since start",
+            metrics.snapshots.clone(),
+        );
+        registry.register(
+            "snapshot_encode_seconds",
+            "Time the engine thread spent encoding each snapshot",
+            metrics.snapshot_encode_seconds.clone(),
         );
         Metrics {
             registry,

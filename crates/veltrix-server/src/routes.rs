@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use veltrix_core::analytics::{ViewQuery, dimension_name, query_view};
 use veltrix_core::boards::bucket_of;
 use veltrix_core::dump::{DumpSource, dump, player_json};
 use veltrix_core::views;
@@ -23,6 +24,8 @@ pub struct App {
     pub body_limit: usize,
     pub max_events_per_request: usize,
     pub config_version: String,
+    /// Becomes true when the server stops (ends the live streams).
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Most bytes of a spend request.
@@ -45,7 +48,9 @@ pub fn router(app: App) -> Router {
             "/v1/leaderboards/{name}/players/{player}",
             get(get_leaderboard_player),
         )
+        .route("/v1/views/{view}", get(get_view))
         .route("/v1/deadletters", get(get_deadletters))
+        .route("/v1/stream", get(get_stream))
         .route("/v1/config", get(get_config))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -410,6 +415,100 @@ fn not_ranked(board: &str, player: &str) -> ApiError {
     )
 }
 
+/// A time bound of a view query: RFC 3339 or integer milliseconds since the
+/// Unix epoch.
+fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    value
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "{name}: expected an RFC 3339 time (2026-12-01T09:00:00Z) or milliseconds since the Unix epoch, got {value:?}"
+                ),
+            )
+        })
+}
+
+/// Checks a view query: `from`, `to` and one key per dimension of the view;
+/// anything else is a 400 with a did-you-mean (a misspelt filter must not
+/// silently match every row).
+fn view_query(
+    view: &veltrix_config::View,
+    query: &[(String, String)],
+) -> Result<ViewQuery, ApiError> {
+    let dimensions: Vec<String> = view.group_by.iter().map(dimension_name).collect();
+    let mut parsed = ViewQuery::default();
+    for (key, value) in query {
+        match key.as_str() {
+            "from" => parsed.from = Some(parse_time("from", value)?),
+            "to" => parsed.to = Some(parse_time("to", value)?),
+            _ if dimensions.iter().any(|d| d == key) => {
+                parsed.filters.push((key.clone(), Some(value.clone())));
+            }
+            _ => {
+                let candidates = dimensions.iter().map(String::as_str).chain(["from", "to"]);
+                let suggestion = veltrix_config::did_you_mean(key, candidates);
+                let known = if dimensions.is_empty() {
+                    "it has no dimensions".to_string()
+                } else {
+                    format!("its dimensions are {}", dimensions.join(", "))
+                };
+                let message = match &suggestion {
+                    Some(s) => format!(
+                        "unknown query parameter \"{key}\" for view \"{}\" ({known}); {s}",
+                        view.name
+                    ),
+                    None => format!(
+                        "unknown query parameter \"{key}\" for view \"{}\" (expected from, to, or a dimension; {known})",
+                        view.name
+                    ),
+                };
+                return Err(ApiError::bad_request("invalid_query", message)
+                    .with_details(json!({"suggestion": suggestion, "dimensions": dimensions})));
+            }
+        }
+    }
+    if let (Some(from), Some(to)) = (parsed.from, parsed.to)
+        && from > to
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("from ({from} ms) is after to ({to} ms)"),
+        ));
+    }
+    Ok(parsed)
+}
+
+async fn get_view(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let found = app
+        .handle
+        .read(move |core: &Core| {
+            let config = &core.plan.config;
+            let Some(index) = config.views.iter().position(|v| v.name == name) else {
+                return Err(ApiError::not_found(
+                    "view",
+                    &name,
+                    config.views.iter().map(|v| v.name.as_str()),
+                ));
+            };
+            let view = &config.views[index];
+            let parsed = view_query(view, &query)?;
+            let rows = query_view(view, &core.engine.views.views[index], &parsed);
+            Ok(json!({"view": view.name, "bucket_ms": view.bucket_ms, "rows": rows}))
+        })
+        .await??;
+    ok(found)
+}
+
 async fn get_deadletters(
     State(app): State<App>,
     Query(query): Query<Vec<(String, String)>>,
@@ -425,6 +524,61 @@ async fn get_deadletters(
         })
         .await?;
     ok(found)
+}
+
+async fn get_stream(
+    State(app): State<App>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let filter = stream_filter(&query)?;
+    let stream = &app.handle.shared.stream;
+    if stream.receiver_count() >= crate::stream::MAX_STREAM_CLIENTS {
+        return Err(ApiError::unavailable(format!(
+            "too many stream clients (at most {})",
+            crate::stream::MAX_STREAM_CLIENTS
+        )));
+    }
+    Ok(crate::stream::sse(stream.subscribe(), app.closing.clone(), filter).into_response())
+}
+
+/// `?kinds=grant,leaderboard` and `?player=alice`; anything else is a 400
+/// with a did-you-mean.
+fn stream_filter(query: &[(String, String)]) -> Result<crate::stream::Filter, ApiError> {
+    let mut filter = crate::stream::Filter::default();
+    for (key, value) in query {
+        match key.as_str() {
+            "player" => filter.player = Some(value.clone()),
+            "kinds" => {
+                let mut kinds = Vec::new();
+                for kind in value.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                    let Some(known) = crate::stream::KINDS.iter().find(|k| **k == kind) else {
+                        let hint = veltrix_config::did_you_mean(kind, crate::stream::KINDS)
+                            .map(|s| format!("; {s}"))
+                            .unwrap_or_default();
+                        return Err(ApiError::bad_request(
+                            "invalid_query",
+                            format!(
+                                "kinds: unknown kind \"{kind}\" (expected {}){hint}",
+                                crate::stream::KINDS.join(", ")
+                            ),
+                        ));
+                    };
+                    kinds.push(*known);
+                }
+                filter.kinds = Some(kinds);
+            }
+            _ => {
+                let hint = veltrix_config::did_you_mean(key, ["kinds", "player"])
+                    .map(|s| format!("; {s}"))
+                    .unwrap_or_default();
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown query parameter \"{key}\" (expected kinds or player){hint}"),
+                ));
+            }
+        }
+    }
+    Ok(filter)
 }
 
 async fn get_config(State(app): State<App>) -> ApiResult {

@@ -807,3 +807,316 @@ async fn a_full_log_queue_slows_the_engine_down_instead_of_failing() {
     let state = get(&router, "/v1/state").await.body;
     assert_eq!(state["events"]["accepted"], 24);
 }
+
+#[tokio::test]
+async fn views_filter_by_time_and_dimension_and_explain_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    assert_eq!(
+        post_ndjson(&router, &example_events()).await.status,
+        StatusCode::OK
+    );
+
+    let all = get(&router, "/v1/views/purchases_by_currency").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(all.body["view"], "purchases_by_currency");
+    assert_eq!(all.body["bucket_ms"], 60_000);
+    let rows = all.body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{}", all.body);
+    assert_eq!(
+        rows[0],
+        json!({"bucket": "2026-12-01T11:00:00Z", "dimensions": {"data.currency": "coins"},
+               "measures": {"count": 1, "sum(data.amount)": 60.0, "max(data.amount)": 60.0}})
+    );
+    // A purchase without a currency is grouped under null.
+    assert_eq!(rows[1]["dimensions"]["data.currency"], Value::Null);
+
+    let coins = get(
+        &router,
+        "/v1/views/purchases_by_currency?data.currency=coins",
+    )
+    .await;
+    assert_eq!(
+        coins.body["rows"].as_array().unwrap().len(),
+        1,
+        "{}",
+        coins.body
+    );
+
+    // from is rounded down to its bucket; to is exclusive. RFC 3339 and ms.
+    let ranged = get(
+        &router,
+        "/v1/views/purchases_by_currency?from=2026-12-01T11:10:30Z&to=2026-12-01T11:30:00Z",
+    )
+    .await;
+    let buckets: Vec<&str> = ranged.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(buckets, ["2026-12-01T11:10:00Z", "2026-12-01T11:20:00Z"]);
+    let ms = "2026-12-01T11:20:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let ranged = get(
+        &router,
+        &format!("/v1/views/purchases_by_currency?from={ms}&data.currency=gems"),
+    )
+    .await;
+    assert_eq!(
+        ranged.body["rows"].as_array().unwrap().len(),
+        1,
+        "{}",
+        ranged.body
+    );
+
+    let unknown = get(&router, "/v1/views/purchases_by_curency").await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "unknown_view");
+    assert!(
+        unknown.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("purchases_by_currency"),
+        "{}",
+        unknown.body
+    );
+    let misspelt = get(&router, "/v1/views/purchases_by_currency?currency=coins").await;
+    assert_error(&misspelt, StatusCode::BAD_REQUEST, "invalid_query");
+    assert!(
+        misspelt.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data.currency"),
+        "{}",
+        misspelt.body
+    );
+    let bad_time = get(&router, "/v1/views/purchases_by_currency?from=yesterday").await;
+    assert_error(&bad_time, StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+/// Reads SSE frames from `body` until `done` holds for the text so far (or
+/// 10 s pass).
+async fn read_sse(body: &mut Body, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done(&text) {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; got so far:\n{text}"))
+            .expect("the stream ended")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    text
+}
+
+/// The SSE events in `text` as (event, data JSON) pairs.
+fn sse_events(text: &str) -> Vec<(String, Value)> {
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    // The last piece is what follows the last complete event.
+    blocks[..blocks.len() - 1]
+        .iter()
+        .filter_map(|block| {
+            let mut kind = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(k) = line.strip_prefix("event: ") {
+                    kind = Some(k.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str(d).unwrap());
+                }
+            }
+            Some((kind?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_stream_shows_grants_solves_completions_and_leaderboard_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    let response = router
+        .clone()
+        .oneshot(Request::get("/v1/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = response.into_body();
+    assert_eq!(
+        post_ndjson(&router, &example_events()).await.status,
+        StatusCode::OK
+    );
+    let text = read_sse(&mut body, |t| {
+        t.contains("event: stage_solved")
+            && t.contains("event: leaderboard")
+            && t.contains("event: hunt_completed")
+    })
+    .await;
+    let events = sse_events(&text);
+    let (kind, first) = &events[0];
+    assert_eq!(kind, "grant", "{text}");
+    assert_eq!(first["source"], "rule:first_login", "{text}");
+    assert!(first["seq"].is_u64() && first["id"].is_string(), "{text}");
+    let board = events
+        .iter()
+        .find(|(k, _)| k == "leaderboard")
+        .map(|(_, d)| d)
+        .unwrap();
+    assert!(
+        board["leaderboard"].is_string() && board["rank"].is_u64(),
+        "{board}"
+    );
+    let solved = events
+        .iter()
+        .find(|(k, _)| k == "stage_solved")
+        .map(|(_, d)| d)
+        .unwrap();
+    assert_eq!(solved["hunt"], "golden_compass", "{solved}");
+    assert!(solved["stage"].is_string() && solved["player"].is_string());
+    let completed = events
+        .iter()
+        .find(|(k, _)| k == "hunt_completed")
+        .map(|(_, d)| d)
+        .unwrap();
+    assert_eq!(completed["hunt"], "sky_lights", "{completed}");
+    // Every grant the state shows was streamed, in log order.
+    let state = get(&router, "/v1/state").await.body;
+    let grant_ids: Vec<&Value> = events
+        .iter()
+        .filter(|(k, _)| k == "grant")
+        .map(|(_, d)| &d["id"])
+        .collect();
+    let state_ids: Vec<&Value> = state["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| &g["id"])
+        .take(grant_ids.len())
+        .collect();
+    assert_eq!(grant_ids, state_ids);
+
+    // Shutting down ends the stream instead of hanging.
+    server.close_streams();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream did not end at shutdown");
+}
+
+#[tokio::test]
+async fn a_lagging_stream_client_is_told_and_never_slows_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    let response = router
+        .clone()
+        .oneshot(Request::get("/v1/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    // Far more messages than the channel holds, while the client reads
+    // nothing: ingest is not held up.
+    let mut lines = String::new();
+    for i in 0..6000 {
+        lines.push_str(&format!(
+            "{{\"id\":\"lag{i}\",\"player\":\"p{i}\",\"type\":\"login\",\"ts\":\"2026-12-01T09:00:00Z\"}}\n"
+        ));
+    }
+    let reply = post_ndjson(&router, lines.as_bytes()).await;
+    assert_eq!(reply.body["accepted"], 6000, "{}", reply.body);
+    let text = read_sse(&mut body, |t| t.contains("event: lagged")).await;
+    let lagged = sse_events(&text)
+        .into_iter()
+        .find(|(k, _)| k == "lagged")
+        .unwrap()
+        .1;
+    assert!(lagged["missed"].as_u64().unwrap() > 0, "{lagged}");
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_ends_open_streams_on_a_real_socket() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(veltrix_server::run(listener, server, async {
+        let _ = stop_rx.await;
+    }));
+    // A blocking client on its own thread, kept open across the shutdown.
+    let (client, head) = tokio::task::spawn_blocking(move || {
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client
+            .write_all(b"GET /v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        client.read_exact(&mut head).unwrap();
+        (client, head)
+    })
+    .await
+    .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), running)
+        .await
+        .expect("shutdown does not wait for stream clients")
+        .unwrap()
+        .unwrap();
+    drop(client);
+}
+
+#[tokio::test]
+async fn the_stream_filters_by_kind_and_player() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get("/v1/stream?kinds=stage_solved,hunt_completed&player=bob")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    post_ndjson(&router, &example_events()).await;
+    // Bob solves at least two stages in the example.
+    let text = read_sse(&mut body, |t| t.matches("event: stage_solved").count() >= 2).await;
+    let events = sse_events(&text);
+    assert!(!events.is_empty());
+    for (kind, data) in &events {
+        assert!(kind == "stage_solved" || kind == "hunt_completed", "{text}");
+        assert_eq!(data["player"], "bob", "{text}");
+    }
+
+    let bad = get(&router, "/v1/stream?kinds=grnt").await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_query");
+    assert!(
+        bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"grant\"?"),
+        "{}",
+        bad.body
+    );
+    let bad = get(&router, "/v1/stream?players=bob").await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_query");
+}

@@ -1,0 +1,358 @@
+//! Rebuilding state from a data directory: the latest valid snapshot (if
+//! asked for and usable) plus the log after it, or the whole log. The server's
+//! start-up, `veltrix replay` and `veltrix verify` all go through [`rebuild`],
+//! so they cannot disagree on how a log is read.
+//!
+//! A snapshot named `S` holds the state after applying every record with
+//! seq ≤ S — events and spends, and also the server's own `Tally` and
+//! `Config` records (their counts and dead letters are part of ingest) — so
+//! replay continues at `S + 1`.
+
+use crate::engine::Core;
+use crate::error::ServerError;
+use crate::record::{self, LogRecord};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use veltrix_core::analytics::query_view;
+use veltrix_core::dump::{DumpSource, dump};
+use veltrix_core::{Engine, Ingest, Plan};
+use veltrix_log::{Log, SnapshotStore};
+
+/// Where a rebuild starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The newest valid snapshot with the active configuration version, then
+    /// the log after it; the whole log when there is none.
+    LatestSnapshot,
+    /// Every record of the log from seq 1, ignoring snapshots.
+    LogOnly,
+}
+
+/// What a rebuild did.
+pub struct Rebuilt {
+    pub core: Core,
+    /// The snapshot it started from (its seq), if any.
+    pub snapshot_seq: Option<u64>,
+    /// Records read from the log.
+    pub records_replayed: u64,
+    /// The configuration version of the last `Config` record seen (in the
+    /// tail, or the snapshot's own version when the tail has none).
+    pub last_config_version: Option<String>,
+    /// Snapshot files that were corrupt and skipped (already logged as
+    /// warnings): the data directory is damaged.
+    pub skipped_snapshots: Vec<String>,
+    /// Why the newest valid snapshot was not used (another configuration
+    /// version, say), if it was not; already logged as a warning.
+    pub ignored_snapshot: Option<String>,
+}
+
+impl Rebuilt {
+    /// Every warning, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.skipped_snapshots
+            .iter()
+            .chain(&self.ignored_snapshot)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Rebuilds state from `source`. Snapshots come from `store`, records from
+/// `log` (up to its durable seq). Refuses, with a message saying what is
+/// missing, when the log ends before the snapshot or when the records a
+/// full replay needs were retired.
+pub fn rebuild(
+    plan: Arc<Plan>,
+    partitions: usize,
+    log: &Log,
+    store: &SnapshotStore,
+    source: Source,
+) -> Result<Rebuilt, ServerError> {
+    let mut skipped_snapshots = Vec::new();
+    let mut ignored_snapshot = None;
+    let mut start = None;
+    if source == Source::LatestSnapshot {
+        let latest = store.latest().map_err(ServerError::Snapshot)?;
+        for skipped in &latest.skipped {
+            let line = format!(
+                "skipped snapshot {}: {}",
+                skipped.path.display(),
+                skipped.reason
+            );
+            tracing::warn!("{line}; falling back to an older snapshot");
+            skipped_snapshots.push(line);
+        }
+        if let Some(snapshot) = latest.snapshot {
+            match veltrix_core::snapshot::decode(plan.clone(), &snapshot.payload) {
+                Ok((ingest, engine)) => start = Some((snapshot.seq, ingest, engine)),
+                Err(e) => {
+                    let line = format!("ignored snapshot {} ({e})", snapshot.path.display());
+                    tracing::warn!("{line}; replaying the whole log instead");
+                    ignored_snapshot = Some(line);
+                }
+            }
+        }
+    }
+    let last_seq = log.last_seq();
+    let (snapshot_seq, core, last_config_version) = match start {
+        Some((seq, ingest, engine)) => {
+            if last_seq < seq {
+                return Err(ServerError::LogBehindSnapshot {
+                    snapshot_seq: seq,
+                    log_last_seq: last_seq,
+                });
+            }
+            let version = plan.config.version.clone();
+            let core = Core {
+                plan,
+                ingest,
+                engine,
+            };
+            (Some(seq), core, Some(version))
+        }
+        None => {
+            let core = Core {
+                ingest: Ingest::new(),
+                engine: Engine::new(plan.clone(), partitions.max(1)),
+                plan,
+            };
+            (None, core, None)
+        }
+    };
+    let from = snapshot_seq.map_or(1, |s| s + 1);
+    if log.first_seq() > from && last_seq >= from {
+        if let Some(why) = &ignored_snapshot {
+            return Err(ServerError::SnapshotUnusable {
+                why: why.clone(),
+                first: log.first_seq(),
+            });
+        }
+        return Err(ServerError::Retired {
+            from,
+            first: log.first_seq(),
+        });
+    }
+    let mut rebuilt = Rebuilt {
+        core,
+        snapshot_seq,
+        records_replayed: 0,
+        last_config_version,
+        skipped_snapshots,
+        ignored_snapshot,
+    };
+    replay_tail(&mut rebuilt, log, from)?;
+    Ok(rebuilt)
+}
+
+/// Largest record `veltrix replay` / `verify` read (a server with a 512 MiB
+/// body limit writes records up to 1 GiB).
+const READ_MAX_RECORD_BYTES: u32 = 1 << 30;
+
+/// Opens a data directory for `veltrix replay` / `veltrix verify`: it must
+/// exist, and no server may hold it. The log takes the directory's lock (it
+/// has no lock-free reader: opening also cuts a torn tail, which must never
+/// race a live writer), so a running server is reported as such.
+pub fn open_data_dir(
+    data_dir: &std::path::Path,
+) -> Result<(Log, SnapshotStore, veltrix_log::Recovery), ServerError> {
+    if !data_dir.join(veltrix_log::WAL_DIR).is_dir() {
+        return Err(ServerError::NoLog(data_dir.display().to_string()));
+    }
+    // A server raises the record limit to fit its body limit; reading must
+    // accept any record a server could have written (a lower limit is
+    // refused at open, as a sign of a lowered limit).
+    let options = veltrix_log::LogOptions {
+        max_record_bytes: READ_MAX_RECORD_BYTES,
+        queue_bytes: u64::from(READ_MAX_RECORD_BYTES),
+        ..Default::default()
+    };
+    let (log, recovery) = Log::open(data_dir, options).map_err(|source| match source {
+        veltrix_log::LogError::Locked { .. } => ServerError::InUse(data_dir.display().to_string()),
+        source => ServerError::Log {
+            dir: data_dir.display().to_string(),
+            source,
+        },
+    })?;
+    let store = SnapshotStore::open(data_dir, veltrix_log::SnapshotOptions::default())
+        .map_err(ServerError::Snapshot)?;
+    Ok((log, store, recovery))
+}
+
+/// Applies every durable record from `from` on.
+fn replay_tail(rebuilt: &mut Rebuilt, log: &Log, from: u64) -> Result<(), ServerError> {
+    let core = &mut rebuilt.core;
+    let config = core.plan.config.clone();
+    if from > log.durable_seq() {
+        return Ok(());
+    }
+    let reader = log.read_from(from).map_err(|e| ServerError::Replay {
+        seq: from,
+        message: e.to_string(),
+    })?;
+    for entry in reader {
+        let (seq, payload) = entry.map_err(|e| ServerError::Replay {
+            seq: core.ingest.next_seq,
+            message: e.to_string(),
+        })?;
+        let bad = |message: String| ServerError::Replay { seq, message };
+        match record::decode(&payload).map_err(|e| bad(e.to_string()))? {
+            LogRecord::Event {
+                id,
+                player,
+                event_type,
+                ts,
+                data,
+            } => {
+                let event = record::rebuild_event(&config, &id, &player, &event_type, ts, &data)
+                    .map_err(|e| bad(e.to_string()))?;
+                if core.ingest.is_known(&id) {
+                    return Err(bad(format!("event id {id:?} appears twice in the log")));
+                }
+                core.ingest.remember(&id, seq);
+                core.engine.apply_event(seq, &event);
+            }
+            LogRecord::Spend {
+                player,
+                currency,
+                amount,
+                key,
+            } => {
+                let Some(c) = config.currency(&currency) else {
+                    return Err(bad(format!(
+                        "spend of currency {currency:?}, which the configuration does not declare"
+                    )));
+                };
+                let outcome = core.engine.apply_spend(seq, &player, c, amount, &key);
+                if !matches!(outcome, veltrix_core::partition::SpendOutcome::Applied(_)) {
+                    return Err(bad(format!(
+                        "spend {key:?} of player {player:?} no longer applies ({outcome:?}); the configuration changed what players earned"
+                    )));
+                }
+            }
+            LogRecord::Tally {
+                duplicates,
+                rejected,
+            } => {
+                core.ingest.counts.duplicates += duplicates;
+                core.ingest.counts.rejected += rejected.len() as u64;
+                core.ingest
+                    .rejected
+                    .extend(rejected.into_iter().map(Into::into));
+            }
+            LogRecord::Config { version } => rebuilt.last_config_version = Some(version),
+        }
+        core.ingest.next_seq = seq + 1;
+        rebuilt.records_replayed += 1;
+    }
+    core.ingest.next_seq = core.ingest.next_seq.max(log.durable_seq() + 1);
+    Ok(())
+}
+
+/// Everything `veltrix verify` compares: the state dump (SPEC §3), every
+/// player's ledger (grants with provenance and spends), every analytics view
+/// and the ingest position. Leaves nothing out that a snapshot stores and a
+/// reader can observe.
+pub fn comparable_state(core: &Core) -> Value {
+    let source = DumpSource::from_engine(&core.ingest, &core.engine);
+    // Invariant: the dump holds only strings, numbers, maps and lists.
+    let dump = serde_json::to_value(dump(&source)).expect("state dump serializes");
+    let mut ledgers = serde_json::Map::new();
+    if let Some(players) = dump["players"].as_object() {
+        for player in players.keys() {
+            let entries = veltrix_core::views::ledger(&core.engine, player);
+            ledgers.insert(player.clone(), json!(entries));
+        }
+    }
+    let config = &core.plan.config;
+    let views: serde_json::Map<String, Value> = config
+        .views
+        .iter()
+        .zip(&core.engine.views.views)
+        .map(|(view, state)| {
+            let rows = query_view(view, state, &Default::default());
+            (view.name.clone(), json!(rows))
+        })
+        .collect();
+    json!({
+        "next_seq": core.ingest.next_seq,
+        "state": dump,
+        "ledgers": ledgers,
+        "views": views,
+    })
+}
+
+/// One difference between two JSON values: where (a JSON Pointer) and both
+/// sides (`null` for a missing key or element).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Difference {
+    pub path: String,
+    pub left: Value,
+    pub right: Value,
+}
+
+/// Every place where `left` and `right` differ, as JSON Pointers (RFC 6901).
+pub fn differences(left: &Value, right: &Value) -> Vec<Difference> {
+    let mut out = Vec::new();
+    diff_into(&mut String::new(), left, right, &mut out);
+    out
+}
+
+fn diff_into(path: &mut String, left: &Value, right: &Value, out: &mut Vec<Difference>) {
+    let len = path.len();
+    match (left, right) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                path.push('/');
+                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                let null = Value::Null;
+                diff_into(
+                    path,
+                    a.get(key).unwrap_or(&null),
+                    b.get(key).unwrap_or(&null),
+                    out,
+                );
+                path.truncate(len);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for i in 0..a.len().max(b.len()) {
+                path.push('/');
+                path.push_str(&i.to_string());
+                let null = Value::Null;
+                diff_into(
+                    path,
+                    a.get(i).unwrap_or(&null),
+                    b.get(i).unwrap_or(&null),
+                    out,
+                );
+                path.truncate(len);
+            }
+        }
+        _ if left != right => out.push(Difference {
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.clone()
+            },
+            left: left.clone(),
+            right: right.clone(),
+        }),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_json_pointers() {
+        let a = json!({"players": {"a/b": {"points": 1}}, "grants": [1, 2]});
+        let b = json!({"players": {"a/b": {"points": 2}}, "grants": [1], "x": true});
+        let d = differences(&a, &b);
+        let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["/grants/1", "/players/a~1b/points", "/x"]);
+        assert!(differences(&a, &a).is_empty());
+    }
+}

@@ -1,0 +1,206 @@
+//! Taking snapshots without stalling ingest for the disk.
+//!
+//! The engine thread encodes the state (it owns it, and `Engine`/`Ingest`
+//! cannot be cloned outside core, so encoding is the only copy — see
+//! docs/SERVER.md) and hands the bytes to the snapshot thread, which
+//!
+//! 1. waits until the log has made every record the snapshot covers durable
+//!    (a snapshot must never be ahead of the log on disk: a restart would find
+//!    a log that ends before its snapshot and refuse to start),
+//! 2. writes it with `SnapshotStore::write` (temp file, fsync, rename, fsync
+//!    the directory, keep the newest N),
+//! 3. retires the log segments that no kept snapshot needs:
+//!    `retire_before(oldest kept snapshot + 1)`, so falling back to any kept
+//!    snapshot still finds its log tail.
+//!
+//! At most one snapshot is in flight: while the thread is busy the engine
+//! does not encode another one (it tries again after its next command).
+
+use crate::engine::Shared;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use veltrix_log::{Log, SnapshotStore};
+
+/// What the engine thread sees of the snapshot thread.
+pub struct Snapshotter {
+    tx: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    status: Arc<Status>,
+    /// Records between snapshots.
+    pub every: u64,
+    /// Seq of the last snapshot taken (handed over, maybe not yet written).
+    pub last_seq: u64,
+}
+
+/// Shared with the snapshot thread and readable by tests.
+#[derive(Default)]
+pub struct Status {
+    busy: AtomicBool,
+    /// Seq of the newest snapshot known durable.
+    pub written_seq: AtomicU64,
+    /// Snapshots written since start.
+    pub written: AtomicU64,
+    /// The last error, if writing or retiring failed.
+    pub last_error: Mutex<Option<String>>,
+}
+
+struct Job {
+    seq: u64,
+    payload: Vec<u8>,
+    encode: Duration,
+}
+
+impl Snapshotter {
+    /// Starts the snapshot thread. `last_seq` is the seq of the snapshot the
+    /// server started from (0 if none).
+    pub fn start(
+        store: SnapshotStore,
+        log: Arc<Log>,
+        shared: Arc<Shared>,
+        every: u64,
+        last_seq: u64,
+    ) -> std::io::Result<Snapshotter> {
+        let (tx, rx) = sync_channel(1);
+        let status = Arc::new(Status::default());
+        status.written_seq.store(last_seq, Ordering::Release);
+        let thread_status = status.clone();
+        let thread = std::thread::Builder::new()
+            .name("veltrix-snapshot".into())
+            .spawn(move || writer(rx, store, log, shared, thread_status))?;
+        Ok(Snapshotter {
+            tx: Some(tx),
+            thread: Some(thread),
+            status,
+            every: every.max(1),
+            last_seq,
+        })
+    }
+
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// True when `covered` (the last seq the state includes) is at least
+    /// `every` records past the last snapshot and no snapshot is in flight.
+    pub fn due(&self, covered: u64) -> bool {
+        covered >= self.last_seq + self.every && !self.status.busy.load(Ordering::Acquire)
+    }
+
+    /// True while a snapshot is being written.
+    pub fn busy(&self) -> bool {
+        self.status.busy.load(Ordering::Acquire)
+    }
+
+    /// Hands an encoded snapshot to the thread. Never blocks: the engine only
+    /// calls this when no snapshot is in flight.
+    pub fn submit(&mut self, seq: u64, payload: Vec<u8>, encode: Duration) {
+        let Some(tx) = &self.tx else { return };
+        self.status.busy.store(true, Ordering::Release);
+        if tx
+            .try_send(Job {
+                seq,
+                payload,
+                encode,
+            })
+            .is_ok()
+        {
+            self.last_seq = seq;
+        } else {
+            self.status.busy.store(false, Ordering::Release);
+        }
+    }
+
+    /// Waits for the snapshot in flight (if any) to be written, then stops
+    /// the thread.
+    pub fn finish(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the snapshot thread panicked");
+        }
+    }
+}
+
+impl Drop for Snapshotter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn writer(
+    rx: Receiver<Job>,
+    store: SnapshotStore,
+    log: Arc<Log>,
+    shared: Arc<Shared>,
+    status: Arc<Status>,
+) {
+    while let Ok(job) = rx.recv() {
+        let result = write_one(&job, &store, &log, &shared);
+        match result {
+            Ok(retired) => {
+                status.written_seq.store(job.seq, Ordering::Release);
+                status.written.fetch_add(1, Ordering::AcqRel);
+                shared.metrics.snapshots.inc();
+                tracing::info!(
+                    seq = job.seq,
+                    bytes = job.payload.len(),
+                    encode_ms = job.encode.as_millis() as u64,
+                    segments_retired = retired,
+                    "wrote a snapshot"
+                );
+            }
+            Err(message) => {
+                tracing::warn!(seq = job.seq, "snapshot not written: {message}");
+                *status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+            }
+        }
+        status.busy.store(false, Ordering::Release);
+    }
+}
+
+fn write_one(
+    job: &Job,
+    store: &SnapshotStore,
+    log: &Log,
+    shared: &Shared,
+) -> Result<usize, String> {
+    let started = Instant::now();
+    // The records up to job.seq were all handed to the log before the
+    // snapshot was encoded; wait for their fsync. If the log fails instead,
+    // those records may never be durable and the snapshot must not exist.
+    while log.durable_seq() < job.seq {
+        if let Some(e) = log.failure() {
+            return Err(format!(
+                "the log failed before the snapshot's records were durable: {e}"
+            ));
+        }
+        if shared.is_failed() {
+            return Err(
+                "the server's log failed; state may hold writes that are not durable".into(),
+            );
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "the log did not make seq {} durable within 60 s (durable seq {})",
+                job.seq,
+                log.durable_seq()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    store
+        .write(job.seq, &job.payload)
+        .map_err(|e| format!("writing failed: {e}"))?;
+    let oldest = store
+        .list()
+        .map_err(|e| format!("listing snapshots failed: {e}"))?
+        .first()
+        .copied()
+        .unwrap_or(job.seq);
+    log.retire_before(oldest + 1)
+        .map_err(|e| format!("the snapshot is written but retiring old log segments failed: {e}"))
+}
