@@ -42,9 +42,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     if args.players == 0 || args.rate == 0 {
         anyhow::bail!("--players and --rate must be at least 1");
     }
-    let config = compile(&[Source::new("embedded:golden-compass.toml", EMBEDDED_CONFIG)])
-        .map_err(|d| anyhow!("the embedded configuration is invalid: {}", d[0].one_line()))?;
-    let plan = crate::cmd::plan_for(Arc::new(config));
+    let plan = crate::cmd::plan_for(embedded_config()?);
     let data_dir = args.data_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("veltrix-demo-{}", std::process::id()))
     });
@@ -106,6 +104,13 @@ fn print_urls(url: &str) {
     ] {
         println!("  curl {url}{path}");
     }
+}
+
+/// The example configuration compiled into the binary.
+pub fn embedded_config() -> Result<Arc<veltrix_config::Config>> {
+    let config = compile(&[Source::new("embedded:golden-compass.toml", EMBEDDED_CONFIG)])
+        .map_err(|d| anyhow!("the embedded configuration is invalid: {}", d[0].one_line()))?;
+    Ok(Arc::new(config))
 }
 
 /// What one simulated player will try next (the server stays the judge).

@@ -5,6 +5,7 @@
 //! (invalid configuration, failing test case); 2 the command could not run
 //! (unreadable file, bad arguments).
 
+mod bench;
 mod cases;
 mod cmd;
 mod demo;
@@ -82,6 +83,43 @@ enum Command {
         /// Exit when the simulation ends instead of serving until Ctrl-C.
         #[arg(long)]
         exit: bool,
+    },
+    /// Load generator: send NDJSON batches to a server (or one started in-process) and report throughput and latency.
+    Bench {
+        /// Server to load, e.g. http://127.0.0.1:7400 (default: start one in-process on a temp dir).
+        #[arg(long)]
+        url: Option<String>,
+        /// Configuration for the in-process server (default: the embedded example).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Open loop: offered events per second (default: closed loop at the maximum rate).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Closed loop: requests in flight.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 100_000)]
+        players: usize,
+        /// Percent of events repeating an earlier id.
+        #[arg(long, default_value_t = 1)]
+        duplicates: u64,
+        /// Percent of invalid events.
+        #[arg(long, default_value_t = 1)]
+        invalid: u64,
+        /// Leaderboard reads per second during the run (their latency is reported).
+        #[arg(long, default_value_t = 0)]
+        reads: u64,
+        /// Report CPU time and peak RSS of this server process.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the HTTP server (loopback only until API keys exist); stops on ctrl-c or SIGTERM.
     Serve {
@@ -168,6 +206,33 @@ fn main() -> ExitCode {
         Command::Test { config, cases } => cmd::test(&config, &cases),
         Command::Schema => cmd::schema(),
         Command::HashAnswer { answer } => cmd::hash_answer(&answer),
+        Command::Bench {
+            url,
+            config,
+            events,
+            batch,
+            rate,
+            connections,
+            players,
+            duplicates,
+            invalid,
+            reads,
+            server_pid,
+            json,
+        } => bench::bench(bench::BenchArgs {
+            url,
+            config,
+            events,
+            batch,
+            rate,
+            connections,
+            players,
+            duplicate_percent: duplicates,
+            invalid_percent: invalid,
+            reads_per_second: reads,
+            server_pid,
+            json,
+        }),
         Command::Demo {
             listen,
             players,

@@ -341,3 +341,67 @@ fn demo_runs_a_server_with_simulated_players_and_exits_when_asked() {
     // The events went to the server's durable log.
     assert!(std::fs::read_dir(data.join("wal")).unwrap().count() > 0);
 }
+
+#[test]
+fn bench_loads_an_in_process_server_and_reports_json() {
+    let out = veltrix(&[
+        "bench",
+        "--events",
+        "3000",
+        "--batch",
+        "250",
+        "--players",
+        "500",
+        "--duplicates",
+        "2",
+        "--invalid",
+        "3",
+        "--reads",
+        "50",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["events_sent"], 3000);
+    assert_eq!(report["requests"], 12);
+    assert_eq!(report["failed_requests"], 0);
+    let accepted = report["accepted"].as_u64().unwrap();
+    let duplicates = report["duplicates"].as_u64().unwrap();
+    let rejected = report["rejected"].as_u64().unwrap();
+    // Every event is exactly one of accepted, duplicate, rejected.
+    assert_eq!(accepted + duplicates + rejected, 3000);
+    assert!(duplicates > 0 && rejected > 0, "{report}");
+    for q in ["p50", "p99", "max"] {
+        assert!(
+            report["ack_latency_ms"][q].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    assert!(report["events_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_open_loop_measures_from_the_schedule() {
+    let out = veltrix(&[
+        "bench",
+        "--events",
+        "2000",
+        "--batch",
+        "200",
+        "--rate",
+        "4000",
+        "--players",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["mode"]
+            .as_str()
+            .unwrap()
+            .starts_with("open loop at 4000")
+    );
+    // 10 batches at 20 per second take at least the 0.45 s of the schedule.
+    assert!(report["seconds"].as_f64().unwrap() >= 0.45, "{report}");
+}

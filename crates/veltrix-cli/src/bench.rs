@@ -1,0 +1,596 @@
+//! `veltrix bench`: a load generator for a Veltrix server. Events are
+//! generated before the clock starts (so generation is never the
+//! bottleneck: the report gives its time separately), sent as NDJSON batches
+//! over HTTP/1.1 either closed-loop (N requests in flight, as fast as the
+//! server acknowledges) or open-loop (batches scheduled at a fixed rate, and
+//! latency measured from the scheduled time, so a slow server cannot hide
+//! its queueing — no coordinated omission). Without `--url` it starts a
+//! server in-process on a temporary data directory.
+
+use anyhow::{Context, Result, bail};
+use axum::body::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct BenchArgs {
+    pub url: Option<String>,
+    pub config: Option<PathBuf>,
+    pub events: u64,
+    pub batch: usize,
+    pub rate: Option<u64>,
+    pub connections: usize,
+    pub players: usize,
+    pub duplicate_percent: u64,
+    pub invalid_percent: u64,
+    pub reads_per_second: u64,
+    pub server_pid: Option<u32>,
+    pub json: bool,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    retries_429: AtomicU64,
+    failed_requests: AtomicU64,
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    if args.batch == 0 || args.events == 0 || args.connections == 0 || args.players == 0 {
+        bail!("--events, --batch, --connections and --players must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: BenchArgs) -> Result<ExitCode> {
+    let generated_at = Instant::now();
+    let batches = generate(&args);
+    let generation = generated_at.elapsed();
+    let total_events: u64 = batches.iter().map(|b| b.1).sum();
+
+    // A server in this process, unless one was named.
+    let mut local = None;
+    let url = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let (url, handle) = start_local_server(args.config.as_deref()).await?;
+            local = Some(handle);
+            url
+        }
+    };
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let cpu_before = args
+        .server_pid
+        .or(local.as_ref().map(|_| std::process::id()))
+        .and_then(cpu_seconds);
+
+    let counters = Arc::new(Counters::default());
+    let acks = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        3_600_000_000,
+        3,
+    )?));
+    let reads = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        3_600_000_000,
+        3,
+    )?));
+    let progress = progress_bar(total_events, args.json);
+    let started = Instant::now();
+    let stop_reads = Arc::new(AtomicUsize::new(0));
+    let reader = (args.reads_per_second > 0).then(|| {
+        tokio::spawn(read_load(
+            client.clone(),
+            url.clone(),
+            args.reads_per_second,
+            reads.clone(),
+            stop_reads.clone(),
+        ))
+    });
+    let batches = Arc::new(batches);
+    match args.rate {
+        None => {
+            closed_loop(
+                &client,
+                &url,
+                &batches,
+                args.connections,
+                &counters,
+                &acks,
+                &progress,
+            )
+            .await
+        }
+        Some(rate) => {
+            open_loop(
+                &client, &url, &batches, rate, args.batch, &counters, &acks, &progress,
+            )
+            .await
+        }
+    }
+    let elapsed = started.elapsed();
+    stop_reads.store(1, Ordering::Relaxed);
+    if let Some(reader) = reader {
+        let _ = reader.await;
+    }
+    progress.finish_and_clear();
+    let cpu_after = args
+        .server_pid
+        .or(local.as_ref().map(|_| std::process::id()))
+        .and_then(cpu_seconds);
+    let peak_rss = args
+        .server_pid
+        .or(local.as_ref().map(|_| std::process::id()))
+        .and_then(peak_rss_bytes);
+
+    let acks = acks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let reads = reads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let accepted = counters.accepted.load(Ordering::Relaxed);
+    let report = json!({
+        "target": url,
+        "mode": match args.rate { None => format!("closed loop, {} requests in flight", args.connections), Some(r) => format!("open loop at {r} events/s") },
+        "events_sent": total_events,
+        "batch": args.batch,
+        "requests": batches.len(),
+        "accepted": accepted,
+        "duplicates": counters.duplicates.load(Ordering::Relaxed),
+        "rejected": counters.rejected.load(Ordering::Relaxed),
+        "retries_429": counters.retries_429.load(Ordering::Relaxed),
+        "failed_requests": counters.failed_requests.load(Ordering::Relaxed),
+        "seconds": elapsed.as_secs_f64(),
+        "events_per_second": total_events as f64 / elapsed.as_secs_f64(),
+        "ack_latency_ms": percentiles(&acks),
+        "read_latency_ms": if reads.is_empty() { Value::Null } else { percentiles(&reads) },
+        "generation_seconds": generation.as_secs_f64(),
+        "server_cpu_seconds": match (cpu_before, cpu_after) { (Some(a), Some(b)) => json!(b - a), _ => Value::Null },
+        "server_peak_rss_mb": peak_rss.map(|b| b as f64 / 1_048_576.0),
+        "cpu_and_rss_include_the_load_generator": local.is_some(),
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    if let Some(handle) = local {
+        handle.stop().await;
+    }
+    Ok(if counters.failed_requests.load(Ordering::Relaxed) == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+// ---- workload ---------------------------------------------------------------
+
+/// Batches of NDJSON (body, events in it), generated up front. Players follow
+/// a Zipf(1.1) law; event types mix logins, purchases, visits, finds, answers
+/// and quests; a share of events repeat an earlier id or are invalid.
+fn generate(args: &BenchArgs) -> Vec<(Bytes, u64)> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ args.events);
+    let zipf = Zipf::new(args.players, 1.1);
+    // Ids unique to this run, so runs against the same server do not collide.
+    let run = jiff::Timestamp::now().as_millisecond();
+    let t0 = 1_796_083_200_000; // 2026-12-01T00:00:00Z, inside the example hunt
+    let mut batches = Vec::with_capacity((args.events as usize).div_ceil(args.batch));
+    let mut body = String::with_capacity(args.batch * 110);
+    let mut in_batch = 0u64;
+    for i in 0..args.events {
+        let id = if i > 0 && rng.below(100) < args.duplicate_percent {
+            format!("b{run}-{}", rng.below(i))
+        } else {
+            format!("b{run}-{i}")
+        };
+        let player = zipf.sample(&mut rng);
+        let ts = t0 + i as i64 * 20;
+        let line = if rng.below(100) < args.invalid_percent {
+            format!(
+                "{{\"id\":\"{id}\",\"player\":\"p{player}\",\"type\":\"purchase\",\"ts\":{ts},\"data\":{{\"amount\":\"ten\"}}}}"
+            )
+        } else {
+            let (kind, data) = match rng.below(100) {
+                0..30 => ("login", String::from("{}")),
+                30..50 => (
+                    "purchase",
+                    format!(
+                        "{{\"amount\":{},\"currency\":\"coins\"}}",
+                        1 + rng.below(120)
+                    ),
+                ),
+                50..70 => (
+                    "location_visited",
+                    format!(
+                        "{{\"place\":\"{}\"}}",
+                        ["harbor", "park", "pier", "lighthouse"][rng.below(4) as usize]
+                    ),
+                ),
+                70..90 => (
+                    "item_found",
+                    format!(
+                        "{{\"item\":\"{}\"}}",
+                        ["map", "key", "lantern", "feather"][rng.below(4) as usize]
+                    ),
+                ),
+                90..95 => (
+                    "answer",
+                    format!(
+                        "{{\"hunt\":\"golden_compass\",\"stage\":\"riddle\",\"answer\":\"{}\"}}",
+                        if rng.below(2) == 0 {
+                            "keyboard"
+                        } else {
+                            "piano"
+                        }
+                    ),
+                ),
+                _ => (
+                    "quest_done",
+                    format!(
+                        "{{\"quest\":\"q{}\",\"score\":{},\"hardcore\":true}}",
+                        rng.below(9),
+                        rng.below(1000)
+                    ),
+                ),
+            };
+            format!(
+                "{{\"id\":\"{id}\",\"player\":\"p{player}\",\"type\":\"{kind}\",\"ts\":{ts},\"data\":{data}}}"
+            )
+        };
+        body.push_str(&line);
+        body.push('\n');
+        in_batch += 1;
+        if in_batch == args.batch as u64 || i + 1 == args.events {
+            batches.push((Bytes::from(std::mem::take(&mut body)), in_batch));
+            in_batch = 0;
+        }
+    }
+    batches
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        // splitmix64: fast and good enough for a workload.
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Zipf {
+        let mut total = 0.0;
+        let mut cdf: Vec<f64> = (1..=n)
+            .map(|k| {
+                total += 1.0 / (k as f64).powf(s);
+                total
+            })
+            .collect();
+        cdf.iter_mut().for_each(|c| *c /= total);
+        Zipf { cdf }
+    }
+    fn sample(&self, rng: &mut Rng) -> usize {
+        let u = rng.below(1 << 53) as f64 / (1u64 << 53) as f64;
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
+    }
+}
+
+// ---- load -------------------------------------------------------------------
+
+async fn closed_loop(
+    client: &HttpClient,
+    url: &str,
+    batches: &Arc<Vec<(Bytes, u64)>>,
+    connections: usize,
+    counters: &Arc<Counters>,
+    acks: &Arc<Mutex<Histogram<u64>>>,
+    progress: &indicatif::ProgressBar,
+) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, url, batches, counters, acks, progress, next) = (
+                client.clone(),
+                url.to_string(),
+                batches.clone(),
+                counters.clone(),
+                acks.clone(),
+                progress.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((body, events)) = batches.get(i) else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    send_batch(&client, &url, body.clone(), &counters).await;
+                    record(&acks, sent.elapsed());
+                    progress.inc(*events);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn open_loop(
+    client: &HttpClient,
+    url: &str,
+    batches: &Arc<Vec<(Bytes, u64)>>,
+    rate: u64,
+    batch: usize,
+    counters: &Arc<Counters>,
+    acks: &Arc<Mutex<Histogram<u64>>>,
+    progress: &indicatif::ProgressBar,
+) {
+    let interval = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
+    let start = tokio::time::Instant::now();
+    // Bounded in-flight requests: past this the schedule slips, and the
+    // slip shows in the latencies, measured from the scheduled time.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(1024));
+    let mut tasks = Vec::with_capacity(batches.len());
+    for (i, (body, events)) in batches.iter().enumerate() {
+        let scheduled = start + interval * i as u32;
+        tokio::time::sleep_until(scheduled).await;
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (client, url, counters, acks, progress, body, events) = (
+            client.clone(),
+            url.to_string(),
+            counters.clone(),
+            acks.clone(),
+            progress.clone(),
+            body.clone(),
+            *events,
+        );
+        tasks.push(tokio::spawn(async move {
+            send_batch(&client, &url, body, &counters).await;
+            record(&acks, scheduled.elapsed());
+            progress.inc(events);
+            drop(permit);
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Sends one batch until it is acknowledged (retrying after 429).
+async fn send_batch(client: &HttpClient, url: &str, body: Bytes, counters: &Counters) {
+    for _attempt in 0..1000 {
+        let request = hyper::Request::post(format!("{url}/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body(Full::new(body.clone()));
+        let Ok(request) = request else { break };
+        let response = match client.request(request).await {
+            Ok(r) => r,
+            Err(_) => {
+                counters.failed_requests.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        if response.status() == hyper::StatusCode::TOO_MANY_REQUESTS {
+            counters.retries_429.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        let ok = response.status().is_success();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(reply) if ok => {
+                counters
+                    .accepted
+                    .fetch_add(reply["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                counters
+                    .duplicates
+                    .fetch_add(reply["duplicates"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                let rejected = reply["rejected"].as_array().map_or(0, |r| r.len() as u64);
+                counters.rejected.fetch_add(rejected, Ordering::Relaxed);
+            }
+            _ => {
+                counters.failed_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
+    counters.failed_requests.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn read_load(
+    client: HttpClient,
+    url: String,
+    per_second: u64,
+    reads: Arc<Mutex<Histogram<u64>>>,
+    stop: Arc<AtomicUsize>,
+) {
+    let interval = Duration::from_secs_f64(1.0 / per_second as f64);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut next = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    while stop.load(Ordering::Relaxed) == 0 {
+        next += interval;
+        tokio::time::sleep_until(next).await;
+        let scheduled = next;
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (client, uri, reads) = (
+            client.clone(),
+            format!("{url}/v1/leaderboards/global?limit=10"),
+            reads.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let Ok(request) = hyper::Request::get(uri).body(Full::new(Bytes::new())) else {
+                return;
+            };
+            if let Ok(response) = client.request(request).await {
+                let _ = response.into_body().collect().await;
+                record(&reads, scheduled.elapsed());
+            }
+            drop(permit);
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+fn record(histogram: &Mutex<Histogram<u64>>, took: Duration) {
+    let micros = took.as_micros().min(u64::MAX as u128) as u64;
+    let mut h = histogram.lock().unwrap_or_else(|e| e.into_inner());
+    h.saturating_record(micros.max(1));
+}
+
+fn percentiles(h: &Histogram<u64>) -> Value {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    json!({"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": h.max() as f64 / 1000.0})
+}
+
+fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
+    if hidden || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn print_report(r: &Value) {
+    println!("target          {}", r["target"].as_str().unwrap_or(""));
+    println!("mode            {}", r["mode"].as_str().unwrap_or(""));
+    println!(
+        "events sent     {} in {} requests of {}",
+        r["events_sent"], r["requests"], r["batch"]
+    );
+    println!(
+        "acknowledged    {:.0} events/s over {:.2} s",
+        r["events_per_second"].as_f64().unwrap_or(0.0),
+        r["seconds"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "outcome         {} accepted, {} duplicates, {} rejected, {} retries after 429, {} failed requests",
+        r["accepted"], r["duplicates"], r["rejected"], r["retries_429"], r["failed_requests"]
+    );
+    let l = &r["ack_latency_ms"];
+    println!(
+        "ack latency ms  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"]
+    );
+    if !r["read_latency_ms"].is_null() {
+        let l = &r["read_latency_ms"];
+        println!(
+            "read latency ms p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"]
+        );
+    }
+    println!(
+        "generation      {:.2} s before the clock started",
+        r["generation_seconds"].as_f64().unwrap_or(0.0)
+    );
+    if !r["server_cpu_seconds"].is_null() {
+        let note = if r["cpu_and_rss_include_the_load_generator"] == true {
+            " (in-process: includes the load generator)"
+        } else {
+            ""
+        };
+        println!(
+            "server          {:.2} CPU s, peak RSS {:.0} MiB{note}",
+            r["server_cpu_seconds"].as_f64().unwrap_or(0.0),
+            r["server_peak_rss_mb"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+// ---- process figures (Linux /proc) --------------------------------------------
+
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+// ---- in-process server ------------------------------------------------------------
+
+struct LocalServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalServer {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+async fn start_local_server(config: Option<&std::path::Path>) -> Result<(String, LocalServer)> {
+    let config = match config {
+        Some(path) => crate::load::load_config(path)?,
+        None => crate::demo::embedded_config()?,
+    };
+    let plan = crate::cmd::plan_for(config);
+    let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+    let server =
+        veltrix_server::Server::open(plan, veltrix_server::ServerOptions::new(dir.path()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(veltrix_server::run(listener, server, async {
+        let _ = stopped.await;
+    }));
+    Ok((
+        url,
+        LocalServer {
+            stop,
+            task,
+            _dir: dir,
+        },
+    ))
+}
