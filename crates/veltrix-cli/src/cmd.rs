@@ -183,6 +183,25 @@ pub fn hash_answer(answer: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a new key (shown once) and the configuration entry with its hash.
+pub fn new_api_key(name: &str, scopes: &[String]) -> Result<ExitCode> {
+    for scope in scopes {
+        if !["ingest", "read", "admin"].contains(&scope.as_str()) {
+            bail!("unknown scope \"{scope}\": expected ingest, read or admin");
+        }
+    }
+    let (key, sha256) = veltrix_server::new_api_key()
+        .map_err(|e| anyhow::anyhow!("cannot draw a random key: {e}"))?;
+    let scopes: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
+    println!("key (give it to the client; it is not stored anywhere): {key}");
+    println!();
+    println!("[[server.api_keys]]");
+    println!("name = \"{name}\"");
+    println!("sha256 = \"{sha256}\"");
+    println!("scopes = [{}]", scopes.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Environment variable holding the server secret for generated puzzles.
 pub const PUZZLE_SECRET_ENV: &str = "VELTRIX_PUZZLE_SECRET";
 

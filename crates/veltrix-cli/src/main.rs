@@ -64,6 +64,15 @@ enum Command {
     Schema,
     /// Print the answer_sha256 of an answer (normalized: trimmed, lowercased, spaces collapsed).
     HashAnswer { answer: String },
+    /// Generate a random API key and the [[server.api_keys]] entry that stores only its hash.
+    NewApiKey {
+        /// Name of the key in the configuration.
+        #[arg(long, default_value = "my-key")]
+        name: String,
+        /// Scopes: ingest, read, admin (admin implies all).
+        #[arg(long, value_delimiter = ',', default_value = "ingest,read")]
+        scopes: Vec<String>,
+    },
     /// A self-contained demonstration: a server on the embedded example, simulated players, a live view.
     Demo {
         /// Where the demo server listens (loopback only).
@@ -121,7 +130,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the HTTP server (loopback only until API keys exist); stops on ctrl-c or SIGTERM.
+    /// Run the HTTP server (loopback only unless API keys are configured); stops on ctrl-c or SIGTERM.
     Serve {
         #[arg(long)]
         config: PathBuf,
@@ -206,6 +215,7 @@ fn main() -> ExitCode {
         Command::Test { config, cases } => cmd::test(&config, &cases),
         Command::Schema => cmd::schema(),
         Command::HashAnswer { answer } => cmd::hash_answer(&answer),
+        Command::NewApiKey { name, scopes } => cmd::new_api_key(&name, &scopes),
         Command::Bench {
             url,
             config,

@@ -405,3 +405,50 @@ fn bench_open_loop_measures_from_the_schedule() {
     // 10 batches at 20 per second take at least the 0.45 s of the schedule.
     assert!(report["seconds"].as_f64().unwrap() >= 0.45, "{report}");
 }
+
+#[test]
+fn new_api_key_prints_a_key_and_a_valid_entry_holding_only_its_hash() {
+    let out = veltrix(&[
+        "new-api-key",
+        "--name",
+        "backend",
+        "--scopes",
+        "ingest,admin",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let key = stdout
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let entry: String = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("[[server.api_keys]]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !entry.contains(&key),
+        "the entry must not hold the plain key"
+    );
+    assert!(
+        entry.contains(&format!(
+            "sha256 = \"{}\"",
+            veltrix_server::api_key_hash(&key)
+        )),
+        "{entry}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        std::fs::read_to_string(example().join("veltrix.toml")).unwrap() + "\n" + &entry + "\n";
+    std::fs::write(dir.path().join("veltrix.toml"), config).unwrap();
+    let check = veltrix(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    assert_eq!(
+        veltrix(&["new-api-key", "--scopes", "root"]).status.code(),
+        Some(2)
+    );
+}

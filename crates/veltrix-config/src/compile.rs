@@ -150,6 +150,7 @@ impl<'a, 's> Compiler<'a, 's> {
         tables: &[(usize, &'t toml::Spanned<DeTable<'i>>)],
         sources: &[Source],
     ) -> Option<Config> {
+        let version = version_of(tables, sources);
         let sections = self.gather(tables);
         let server = self.server(sections.server);
         let engine = self.engine(sections.engine);
@@ -186,7 +187,7 @@ impl<'a, 's> Compiler<'a, 's> {
                 hunt.0
             })
             .collect();
-        Some(self.finish(server, engine, rules, hunts, leaderboards, views, sources))
+        Some(self.finish(server, engine, rules, hunts, leaderboards, views, version))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -198,7 +199,7 @@ impl<'a, 's> Compiler<'a, 's> {
         hunts: Vec<Hunt>,
         leaderboards: Vec<Leaderboard>,
         views: Vec<View>,
-        sources: &[Source],
+        version: String,
     ) -> Config {
         let answer_type = (self.event_types.len() - 1) as EventTypeId;
         let event_type_index = self
@@ -213,7 +214,7 @@ impl<'a, 's> Compiler<'a, 's> {
             .map(|(i, h): (usize, &Hunt)| (h.name.clone(), i as HuntId))
             .collect();
         Config {
-            version: version_of(sources),
+            version,
             server,
             engine,
             currencies: self.currencies,
@@ -342,9 +343,163 @@ impl<'a, 's> Compiler<'a, 's> {
             if let Some((n, _)) = t.count(self.sink, "partitions", 1, 1024) {
                 settings.partitions = Some(n as u32);
             }
+            if let Some((items, _)) = t.array(self.sink, "api_keys") {
+                let mut names = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    let key = format!("api_keys[{index}]");
+                    let Some(mut entry) = t.table_of(self.sink, &key, item) else {
+                        continue;
+                    };
+                    if let Some(api_key) = self.api_key(&mut entry, &mut names) {
+                        settings.api_keys.push(api_key);
+                    }
+                    entry.finish(self.sink);
+                }
+            }
             t.finish(self.sink);
         }
         settings
+    }
+
+    /// One `[[server.api_keys]]` entry: `name`, `sha256` (64 hex) and
+    /// `scopes`. A plain `key` is refused with the hash to use instead, as
+    /// plain answers are.
+    fn api_key(&mut self, t: &mut TableReader<'_, '_>, names: &mut Vec<String>) -> Option<ApiKey> {
+        let mut ok = true;
+        if let Some(v) = t.get("key") {
+            let hint = v.get_ref().as_str().map(|plain| {
+                use sha2::Digest;
+                format!(
+                    "use sha256 = \"{}\" instead, and keep the key itself out of the configuration",
+                    hex::encode(sha2::Sha256::digest(plain.as_bytes()))
+                )
+            });
+            self.error_help(
+                t.loc_of(v),
+                "plain-api-key",
+                &t.key_path("key"),
+                "plain API keys must not appear in the configuration",
+                hint,
+            );
+            ok = false;
+        }
+        let name = t.string(self.sink, "name");
+        match &name {
+            None if t.get("name").is_none() => {
+                self.error(
+                    t.loc.clone(),
+                    "missing-key",
+                    &t.key_path("name"),
+                    "an API key needs name = \"<unique name>\"",
+                );
+                ok = false;
+            }
+            None => ok = false,
+            Some(("", loc)) => {
+                self.error(
+                    loc.clone(),
+                    "invalid-value",
+                    &t.key_path("name"),
+                    "name must not be empty",
+                );
+                ok = false;
+            }
+            Some((name, loc)) if names.iter().any(|n| n == name) => {
+                self.error(
+                    loc.clone(),
+                    "duplicate",
+                    &t.key_path("name"),
+                    format!("an API key named \"{name}\" is already defined; names must be unique"),
+                );
+                ok = false;
+            }
+            Some((name, _)) => names.push(name.to_string()),
+        }
+        let mut sha256 = [0u8; 32];
+        match t.string(self.sink, "sha256") {
+            Some((text, loc)) => {
+                if text.len() != 64 || hex::decode_to_slice(text, &mut sha256).is_err() {
+                    let what = if text.len() != 64 {
+                        format!("{} characters", text.chars().count())
+                    } else {
+                        "a non-hexadecimal character".to_string()
+                    };
+                    self.error_help(
+                        loc,
+                        "invalid-value",
+                        &t.key_path("sha256"),
+                        format!(
+                            "expected the SHA-256 of the key as 64 hexadecimal characters, found {what}"
+                        ),
+                        Some("hash the key with: printf %s \"$KEY\" | sha256sum".into()),
+                    );
+                    ok = false;
+                }
+            }
+            None => {
+                if t.get("sha256").is_none() && t.get("key").is_none() {
+                    self.error(
+                        t.loc.clone(),
+                        "missing-key",
+                        &t.key_path("sha256"),
+                        "an API key needs sha256 = \"<64 hex: the SHA-256 of the key>\"",
+                    );
+                }
+                ok = false;
+            }
+        }
+        let mut scopes = Vec::new();
+        match t.strings(self.sink, "scopes") {
+            Some((items, loc)) => {
+                if items.is_empty() {
+                    self.error_help(
+                        loc,
+                        "invalid-value",
+                        &t.key_path("scopes"),
+                        "an API key needs at least one scope",
+                        Some("expected some of: ingest, read, admin".into()),
+                    );
+                    ok = false;
+                }
+                for (index, (scope, loc)) in items.into_iter().enumerate() {
+                    match Scope::parse(scope) {
+                        Some(s) => scopes.push(s),
+                        None => {
+                            let help = did_you_mean(scope, Scope::ALL.map(Scope::name))
+                                .or_else(|| Some("expected one of: ingest, read, admin".into()));
+                            self.error_help(
+                                loc,
+                                "unknown-scope",
+                                &format!("{}[{index}]", t.key_path("scopes")),
+                                format!("unknown scope \"{scope}\""),
+                                help,
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+            }
+            None => {
+                if t.get("scopes").is_none() {
+                    self.error_help(
+                        t.loc.clone(),
+                        "missing-key",
+                        &t.key_path("scopes"),
+                        "an API key needs scopes = [...]",
+                        Some("expected some of: ingest, read, admin".into()),
+                    );
+                }
+                ok = false;
+            }
+        }
+        scopes.sort();
+        scopes.dedup();
+        let name = name?.0.to_string();
+        ok.then_some(ApiKey {
+            name,
+            sha256,
+            scopes,
+        })
     }
 
     fn engine(&mut self, tables: Vec<(TableReader<'_, '_>, Loc)>) -> EngineSettings {
@@ -1794,20 +1949,75 @@ fn expression_offset(source: &str, loc: &Loc, text: &str) -> Option<usize> {
     None
 }
 
-/// The version is a hash of each file's base name and text: the same files
-/// give the same version however their path was spelled (`./a` or `a`).
-fn version_of(sources: &[Source]) -> String {
+/// The configuration version: a hash of what the configuration means to the
+/// engine — every file's base name (file order decides rule order) and its
+/// parsed tree, without comments, formatting or the `[server]` section. So
+/// reformatting a file, spelling its path differently, moving the listen
+/// address or rotating an API key does not make a new version (snapshots
+/// stay valid), while any change to events, rules, hunts, rewards,
+/// leaderboards, views or `[engine]` does.
+fn version_of(tables: &[(usize, &toml::Spanned<DeTable<'_>>)], sources: &[Source]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
-    for source in sources {
-        let name = std::path::Path::new(&source.name)
+    for &(file, table) in tables {
+        let name = &sources[file].name;
+        let name = std::path::Path::new(name)
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or(&source.name);
-        hasher.update((name.len() as u64).to_le_bytes());
-        hasher.update(name.as_bytes());
-        hasher.update((source.text.len() as u64).to_le_bytes());
-        hasher.update(source.text.as_bytes());
+            .unwrap_or(name);
+        hash_part(&mut hasher, b'f', name.as_bytes());
+        for (key, value) in table.get_ref().iter() {
+            let key: &str = key.get_ref().as_ref();
+            if key == "server" {
+                continue;
+            }
+            hash_part(&mut hasher, b'k', key.as_bytes());
+            hash_value(&mut hasher, value.get_ref());
+        }
     }
     hex::encode(&hasher.finalize()[..8])
+}
+
+/// Tagged, length-prefixed, so no two different trees hash alike.
+fn hash_part(hasher: &mut sha2::Sha256, tag: u8, bytes: &[u8]) {
+    use sha2::Digest;
+    hasher.update([tag]);
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn hash_value(hasher: &mut sha2::Sha256, value: &DeValue<'_>) {
+    match value {
+        DeValue::String(s) => hash_part(hasher, b's', s.as_bytes()),
+        // Integers and floats by value, so `1_000` and `1000` are the same.
+        DeValue::Integer(_) => hash_part(
+            hasher,
+            b'i',
+            integer_of(value).unwrap_or_default().to_string().as_bytes(),
+        ),
+        DeValue::Float(_) => hash_part(
+            hasher,
+            b'x',
+            number_of(value)
+                .unwrap_or_default()
+                .to_bits()
+                .to_le_bytes()
+                .as_slice(),
+        ),
+        DeValue::Boolean(b) => hash_part(hasher, b'b', &[u8::from(*b)]),
+        DeValue::Datetime(d) => hash_part(hasher, b'd', d.to_string().as_bytes()),
+        DeValue::Array(items) => {
+            hash_part(hasher, b'a', &(items.len() as u64).to_le_bytes());
+            for item in items.iter() {
+                hash_value(hasher, item.get_ref());
+            }
+        }
+        DeValue::Table(table) => {
+            hash_part(hasher, b't', &(table.len() as u64).to_le_bytes());
+            for (key, item) in table.iter() {
+                hash_part(hasher, b'k', key.get_ref().as_bytes());
+                hash_value(hasher, item.get_ref());
+            }
+        }
+    }
 }

@@ -69,6 +69,65 @@ pub struct ServerSettings {
     pub listen: Option<String>,
     pub data_dir: Option<String>,
     pub partitions: Option<u32>,
+    /// `[[server.api_keys]]`: who may call the HTTP API. Empty means the
+    /// server binds loopback addresses only.
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// What an API key may do. `Admin` implies `Read` and `Ingest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Writes of player activity: `POST /v1/events`, spends.
+    Ingest,
+    /// Reads of players, leaderboards, hunts, views, the stream, dead letters.
+    Read,
+    /// Everything, including the state dump, configuration and dead-letter replay.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// One `[[server.api_keys]]` entry. Only the SHA-256 of the key is stored;
+/// the key itself never appears in the configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    /// SHA-256 of the key's bytes as presented in `Authorization: Bearer`.
+    pub sha256: [u8; 32],
+    /// Sorted, without repeats.
+    pub scopes: Vec<Scope>,
+}
+
+impl ApiKey {
+    /// Whether this key may call a route that needs `needed` (admin may
+    /// call everything).
+    pub fn allows(&self, needed: Scope) -> bool {
+        self.scopes.contains(&needed) || self.scopes.contains(&Scope::Admin)
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash is not secret, but there is no reason to print it either.
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -36,6 +36,28 @@ struct Server {
     /// Number of partitions players are hashed over (1-1024).
     #[schemars(range(min = 1, max = 1024))]
     partitions: Option<u32>,
+    /// API keys, stored as SHA-256 hashes; without any the server binds loopback only.
+    api_keys: Option<Vec<ApiKeyEntry>>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct ApiKeyEntry {
+    /// Unique name of the key (shown in logs, never the key itself).
+    name: String,
+    /// SHA-256 of the key, 64 hexadecimal characters.
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
+    sha256: String,
+    /// What the key may do; admin implies read and ingest.
+    scopes: Vec<ApiScope>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum ApiScope {
+    Ingest,
+    Read,
+    Admin,
 }
 
 #[derive(JsonSchema)]

@@ -40,8 +40,24 @@ snapshot_fixture!(
     rules_shape,
     views,
     syntax,
-    puzzles
+    puzzles,
+    api_keys
 );
+
+#[test]
+fn api_keys_compile_to_hashes_and_sorted_scopes() {
+    let text = "[[server.api_keys]]\nname = \"ops\"\nsha256 = \"8D969EEF6ECAD3C29A3A629280E686CF0C3F5D5A86AFF3CA12020C923ADC6C92\"\nscopes = [\"read\", \"admin\", \"read\"]\n";
+    let config = compile(&[Source::new("k.toml", text)]).unwrap();
+    let key = &config.server.api_keys[0];
+    assert_eq!(key.name, "ops");
+    assert_eq!(key.sha256[..4], [0x8d, 0x96, 0x9e, 0xef]);
+    assert_eq!(
+        key.scopes,
+        [veltrix_config::Scope::Read, veltrix_config::Scope::Admin]
+    );
+    assert!(key.allows(veltrix_config::Scope::Ingest));
+    assert!(!format!("{key:?}").contains("8d969eef"));
+}
 
 #[test]
 fn definitions_across_files_merge_and_duplicates_name_both_places() {
@@ -107,4 +123,16 @@ fn the_version_ignores_how_the_path_was_spelled_but_not_the_content() {
         version("veltrix.toml", "[events.logout]\n")
     );
     assert_ne!(version("a.toml", text), version("b.toml", text));
+    // Comments, formatting and the [server] section are not part of it.
+    let full = "[server]\nlisten = \"127.0.0.1:7400\"\n[events.login]\n[leaderboards.global]\n";
+    let reformatted = "# a comment\n[events.login]\n\n[server]\nlisten = \"127.0.0.1:9000\"\n\n[leaderboards.global] # all points\n";
+    assert_eq!(version("v.toml", full), version("v.toml", reformatted));
+    assert_ne!(
+        version("v.toml", full),
+        version("v.toml", "[events.login]\n[leaderboards.daily]\n")
+    );
+    assert_ne!(
+        version("v.toml", "[engine]\nlateness = \"1d\"\n[events.login]\n"),
+        version("v.toml", "[engine]\nlateness = \"2d\"\n[events.login]\n")
+    );
 }

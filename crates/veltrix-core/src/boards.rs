@@ -117,6 +117,20 @@ impl Boards {
         }
     }
 
+    /// Adds a grant's points to one leaderboard only (rebuilding a board
+    /// from the grant history after a configuration switch).
+    pub(crate) fn record_one(&mut self, index: usize, period: Period, grant: &Grant) {
+        if grant.points <= 0 {
+            return;
+        }
+        let player = self.intern(&grant.player);
+        let bucket = bucket_of(period, grant.ts);
+        self.boards[index]
+            .entry(bucket)
+            .or_default()
+            .add(player, grant.points, grant.seq);
+    }
+
     pub fn board(&self, leaderboard: usize, bucket: i64) -> Option<&Board> {
         self.boards.get(leaderboard)?.get(&bucket)
     }

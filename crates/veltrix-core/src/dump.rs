@@ -94,12 +94,12 @@ pub fn grants_in_log_order(partitions: &[Partition]) -> Vec<&Grant> {
 pub fn player_json(config: &Config, player: &PlayerState) -> Value {
     let mut balances = Map::new();
     for (currency, amount) in player.balances.iter().enumerate().filter(|(_, a)| **a != 0) {
-        balances.insert(config.currencies[currency].clone(), json!(amount));
+        balances.insert(name_at(&config.currencies, currency), json!(amount));
     }
-    let badges: Vec<&str> = player
+    let badges: Vec<String> = player
         .badges
         .iter()
-        .map(|&b| config.badges[b as usize].as_str())
+        .map(|&b| name_at(&config.badges, b as usize))
         .collect();
     let mut hunts = Map::new();
     for (h, progress) in player.hunts.iter().enumerate() {
@@ -123,7 +123,10 @@ pub fn player_json(config: &Config, player: &PlayerState) -> Value {
 pub fn grant_json(config: &Config, grant: &Grant) -> Value {
     let mut currencies = Map::new();
     for &(currency, amount) in &grant.currencies {
-        currencies.insert(config.currencies[currency as usize].clone(), json!(amount));
+        currencies.insert(
+            name_at(&config.currencies, currency as usize),
+            json!(amount),
+        );
     }
     json!({
         "id": grant.id,
@@ -132,6 +135,16 @@ pub fn grant_json(config: &Config, grant: &Grant) -> Value {
         "events": grant.events,
         "points": grant.points,
         "currencies": currencies,
-        "badge": grant.badge.map(|b| config.badges[b as usize].as_str()),
+        "badge": grant.badge.map(|b| name_at(&config.badges, b as usize)),
     })
+}
+
+/// A badge or currency name by index. Indices always come from the engine's
+/// own plan; a configuration without the names a switch retained (see
+/// `Plan::retained_badges`) renders `#<index>` instead of panicking.
+fn name_at(names: &[String], index: usize) -> String {
+    names
+        .get(index)
+        .cloned()
+        .unwrap_or_else(|| format!("#{index}"))
 }

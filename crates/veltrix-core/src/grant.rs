@@ -14,13 +14,17 @@ pub enum Cause {
     FirstFinder(HuntId, StageIndex),
     Completion(HuntId),
     Prize(HuntId),
+    /// The rule or hunt stage that made the grant is not in the active
+    /// configuration (it was removed by a configuration switch); the grant's
+    /// `source` still names it.
+    Retired,
 }
 
 impl Cause {
     /// The hunt whose points these are, for hunt leaderboards.
     pub fn hunt(self) -> Option<HuntId> {
         match self {
-            Cause::Rule(_) => None,
+            Cause::Rule(_) | Cause::Retired => None,
             Cause::Stage(h, _)
             | Cause::FirstFinder(h, _)
             | Cause::Completion(h)

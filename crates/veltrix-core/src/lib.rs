@@ -14,6 +14,7 @@ pub mod partition;
 pub mod plan;
 pub mod player;
 pub mod puzzles;
+pub mod reconfigure;
 pub mod snapshot;
 pub mod views;
 pub mod windows;
@@ -23,4 +24,5 @@ pub use engine::{
 };
 pub use event::{Event, EventError, FieldValue, parse_event};
 pub use plan::Plan;
+pub use reconfigure::{SwitchError, SwitchReport, check_switch, switch_config};
 pub use veltrix_config;

@@ -131,9 +131,19 @@ struct Solve {
     stage: StageIndex,
     solved: bool,
     item: Option<usize>,
+    /// No stage: the player has solved every stage but the hunt is not
+    /// completed yet — only possible after a configuration switch removed
+    /// the stages they had left. The event completes the hunt.
+    complete_only: bool,
 }
 
 impl Partition {
+    /// Drops cached puzzle answer digests (after a configuration switch:
+    /// hunt and stage indices, specs and the secret may have changed).
+    pub(crate) fn clear_caches(&mut self) {
+        self.puzzle_digests.clear();
+    }
+
     /// Rebuilds the name index after the players were restored.
     pub fn rebuild_index(&mut self) {
         self.index = self
@@ -208,6 +218,10 @@ impl Partition {
             while index < solves.len() && solves[index].hunt == hunt_id {
                 let solve = &solves[index];
                 index += 1;
+                if solve.complete_only {
+                    solved_any = true;
+                    continue;
+                }
                 let stage = &hunt.stages[solve.stage as usize];
                 let progress = self.players[pid as usize].hunt_mut(hunt_id);
                 if let (Some(item), StageKind::Collect { items, .. }) = (solve.item, &stage.kind) {
@@ -296,6 +310,8 @@ impl Partition {
             Cause::FirstFinder(h, s) => &plan.first_finder_sources[h as usize][s as usize],
             Cause::Completion(h) => &plan.completion_sources[h as usize],
             Cause::Prize(h) => &plan.prize_sources[h as usize],
+            // Invariant: new grants always come from the active configuration.
+            Cause::Retired => unreachable!("a new grant has a configured cause"),
         };
         let (points, currencies, badge) = match pending.reward {
             RewardRef::Config(r) => (r.points, r.currencies.clone(), r.badge),
@@ -525,9 +541,28 @@ fn decide_hunts(
             continue;
         }
         let solved_count = progress.map_or(0, |p| p.solved.len());
+        if solved_count > 0 && solved_count == hunt.stages.len() {
+            // Every stage solved but not completed: a configuration switch
+            // removed the stages that were left. This event completes it.
+            solves.push(Solve {
+                hunt: h,
+                stage: 0,
+                solved: false,
+                item: None,
+                complete_only: true,
+            });
+            continue;
+        }
+        // The active stage of an ordered hunt: the first unsolved one (the
+        // solved stages are a prefix, unless a configuration switch
+        // reordered them).
+        let active = match progress {
+            Some(p) if hunt.ordered => p.first_unsolved(),
+            _ => 0,
+        };
         for (k, stage) in hunt.stages.iter().enumerate() {
             let k = k as StageIndex;
-            if hunt.ordered && k as usize != solved_count {
+            if hunt.ordered && k != active {
                 continue;
             }
             if progress.is_some_and(|p| p.is_solved(k)) {
@@ -549,6 +584,7 @@ fn decide_hunts(
                             stage: k,
                             solved: true,
                             item: None,
+                            complete_only: false,
                         });
                     }
                 }
@@ -563,6 +599,7 @@ fn decide_hunts(
                                 stage: k,
                                 solved: true,
                                 item: None,
+                                complete_only: false,
                             });
                         }
                     }
@@ -580,15 +617,28 @@ fn decide_hunts(
                     let found = progress
                         .and_then(|p| p.collected.get(k as usize))
                         .map_or(&[][..], |v| v.as_slice());
+                    let have = found.iter().filter(|&&f| f).count();
                     if found.get(item).copied().unwrap_or(false) {
+                        if have >= items.len() {
+                            // Every item found but the stage unsolved: a
+                            // configuration switch removed the items that
+                            // were missing. Naming a found item solves it.
+                            solves.push(Solve {
+                                hunt: h,
+                                stage: k,
+                                solved: true,
+                                item: None,
+                                complete_only: false,
+                            });
+                        }
                         continue;
                     }
-                    let have = found.iter().filter(|&&f| f).count();
                     solves.push(Solve {
                         hunt: h,
                         stage: k,
                         solved: have + 1 == items.len(),
                         item: Some(item),
+                        complete_only: false,
                     });
                 }
                 StageKind::Puzzle(_) => {
@@ -610,6 +660,7 @@ fn decide_hunts(
                             stage: k,
                             solved: true,
                             item: None,
+                            complete_only: false,
                         });
                     }
                 }

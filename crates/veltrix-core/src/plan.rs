@@ -26,6 +26,15 @@ pub struct Plan {
     pub puzzle_secret: Arc<[u8]>,
     /// Per hunt and stage: the prepared generator of a puzzle stage.
     pub puzzles: Vec<Vec<Option<PreparedSpec>>>,
+    /// Badge names earned under an earlier configuration that the active one
+    /// no longer grants, appended to `config.badges` after the configured
+    /// badges (so expression badge indices stay valid). Empty unless a
+    /// configuration switch retained some (see `reconfigure`).
+    pub retained_badges: Vec<String>,
+    /// Currency names that only the history still mentions (grants, spends),
+    /// appended to `config.currencies` after the configured ones. Nobody
+    /// holds a balance of them.
+    pub retained_currencies: Vec<String>,
 }
 
 /// The secret used when the operator sets none (fine for trying things out;
@@ -33,6 +42,32 @@ pub struct Plan {
 pub const DEVELOPMENT_PUZZLE_SECRET: &[u8] = b"veltrix-development-puzzle-secret";
 
 impl Plan {
+    /// `base` with badge and currency names appended to its configuration's
+    /// tables (names it already has are skipped). The configuration keeps its
+    /// version: the retained names are state carried over a switch, not part
+    /// of the sources.
+    pub fn with_retained(base: &Plan, badges: &[String], currencies: &[String]) -> Plan {
+        let mut config = (*base.config).clone();
+        let mut retained_badges = base.retained_badges.clone();
+        for badge in badges {
+            if !config.badges.contains(badge) {
+                config.badges.push(badge.clone());
+                retained_badges.push(badge.clone());
+            }
+        }
+        let mut retained_currencies = base.retained_currencies.clone();
+        for currency in currencies {
+            if !config.currencies.contains(currency) {
+                config.currencies.push(currency.clone());
+                retained_currencies.push(currency.clone());
+            }
+        }
+        let mut plan = Plan::with_secret(Arc::new(config), base.puzzle_secret.clone());
+        plan.retained_badges = retained_badges;
+        plan.retained_currencies = retained_currencies;
+        plan
+    }
+
     pub fn new(config: Arc<Config>) -> Plan {
         Plan::with_secret(config, Arc::from(DEVELOPMENT_PUZZLE_SECRET))
     }
@@ -107,6 +142,8 @@ impl Plan {
                 .map(|h| source(format!("hunt:{}:prize", h.name)))
                 .collect(),
             puzzle_secret,
+            retained_badges: Vec::new(),
+            retained_currencies: Vec::new(),
             puzzles: config
                 .hunts
                 .iter()

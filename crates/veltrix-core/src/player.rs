@@ -69,6 +69,13 @@ impl HuntProgress {
         self.solved.contains(&stage)
     }
 
+    /// The first stage index not solved: the active stage of an ordered hunt.
+    pub fn first_unsolved(&self) -> u16 {
+        (0..=self.solved.len() as u16)
+            .find(|k| !self.is_solved(*k))
+            .unwrap_or(0)
+    }
+
     pub fn is_started(&self) -> bool {
         !self.solved.is_empty() || self.collected.iter().any(|c| c.contains(&true))
     }

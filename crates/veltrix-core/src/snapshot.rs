@@ -18,10 +18,26 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Bumped whenever the encoding of any state type changes.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+///
+/// - 1: the state of one configuration.
+/// - 2: adds the badge and currency names retained by configuration switches
+///   (`Plan::retained_badges`, `Plan::retained_currencies`) after the format-1
+///   fields, and the grant cause `Retired`. Format 1 still decodes (it has no
+///   retained names and no retired causes).
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
+/// Format 2: the format-1 fields (postcard writes nested structs without
+/// framing, so the bytes start exactly like format 1) and then the names.
 #[derive(Serialize, Deserialize)]
 struct Snapshot<'a> {
+    #[serde(borrow)]
+    base: SnapshotV1<'a>,
+    retained_badges: Vec<String>,
+    retained_currencies: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotV1<'a> {
     format: u32,
     config_version: Cow<'a, str>,
     last_seq: u64,
@@ -52,7 +68,7 @@ pub enum SnapshotError {
 /// it on a copy so ingest does not wait.
 pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
     let (boards, board_names) = engine.boards.export();
-    let snapshot = Snapshot {
+    let base = SnapshotV1 {
         format: SNAPSHOT_FORMAT,
         config_version: Cow::Borrowed(&engine.plan.config.version),
         last_seq: engine.last_seq,
@@ -67,25 +83,50 @@ pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
         board_names,
         views: Cow::Borrowed(&engine.views),
     };
+    let snapshot = Snapshot {
+        base,
+        retained_badges: engine.plan.retained_badges.clone(),
+        retained_currencies: engine.plan.retained_currencies.clone(),
+    };
     // Invariant: every state type serializes (no maps with non-string keys
     // reach a format that needs them).
     postcard::to_allocvec(&snapshot).expect("engine state encodes")
 }
 
-/// Restores the state taken by `encode` under the same configuration.
+/// Restores the state taken by `encode` under the same configuration
+/// version. When the snapshot holds names retained by a configuration switch,
+/// the engine gets a copy of `plan` with those names (see
+/// `Plan::with_retained`): use `engine.plan` from then on.
 pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), SnapshotError> {
     let format = peek_format(bytes)?;
     if format > SNAPSHOT_FORMAT {
         return Err(SnapshotError::NewerFormat { found: format });
     }
-    let snapshot: Snapshot<'_> =
-        postcard::from_bytes(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    let decode_error = |e: postcard::Error| SnapshotError::Decode(e.to_string());
+    let (snapshot, retained_badges, retained_currencies) = if format == 1 {
+        let base: SnapshotV1<'_> = postcard::from_bytes(bytes).map_err(decode_error)?;
+        (base, Vec::new(), Vec::new())
+    } else {
+        let full: Snapshot<'_> = postcard::from_bytes(bytes).map_err(decode_error)?;
+        (full.base, full.retained_badges, full.retained_currencies)
+    };
     if snapshot.config_version != plan.config.version {
         return Err(SnapshotError::ConfigMismatch {
             snapshot: snapshot.config_version.into_owned(),
             active: plan.config.version.clone(),
         });
     }
+    let plan = if retained_badges == plan.retained_badges
+        && retained_currencies == plan.retained_currencies
+    {
+        plan
+    } else {
+        Arc::new(Plan::with_retained(
+            &plan,
+            &retained_badges,
+            &retained_currencies,
+        ))
+    };
     let mut ingest = Ingest::new();
     ingest.seen = snapshot.seen.into_iter().collect();
     ingest.counts = snapshot.counts;

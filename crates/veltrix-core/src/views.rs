@@ -138,11 +138,12 @@ pub fn hunt_progress(engine: &Engine, player: &str, hunt: HuntId) -> Option<Hunt
     let progress = state.and_then(|s| s.hunt(hunt));
     let solved: Vec<u16> = progress.map(|p| p.solved.clone()).unwrap_or_default();
     let completed = progress.is_some_and(|p| p.completed);
+    let first_unsolved = progress.map_or(0, |p| p.first_unsolved());
     let mut active = Vec::new();
     if !completed {
         for (k, stage) in hunt_config.stages.iter().enumerate() {
             let k = k as u16;
-            if solved.contains(&k) || (hunt_config.ordered && k as usize != solved.len()) {
+            if solved.contains(&k) || (hunt_config.ordered && k != first_unsolved) {
                 continue;
             }
             let collected = match &stage.kind {

@@ -10,7 +10,7 @@
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::record::{self, LogRecord, RejectionRecord};
+use crate::record::{self, DeadLetterRecord, LogRecord};
 use crate::snapshots::Snapshotter;
 use crate::stream::{StreamMessage, StreamSender};
 use axum::body::Bytes;
@@ -33,6 +33,21 @@ pub struct Core {
     pub plan: Arc<Plan>,
     pub ingest: Ingest,
     pub engine: Engine,
+    /// The submitted bytes of each dead letter, aligned with
+    /// `ingest.rejected` (same length, same order), so that
+    /// `POST /v1/deadletters/replay` can submit them again. `None` for dead
+    /// letters logged before bodies were kept (old `Tally` records).
+    pub dead_letter_bodies: Vec<Option<Vec<u8>>>,
+}
+
+/// Which dead letters `POST /v1/deadletters/replay` re-submits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selection {
+    All,
+    /// Every dead letter with one of these event ids.
+    Ids(Vec<String>),
+    /// 0-based positions in the dead-letter list.
+    Indexes(Vec<usize>),
 }
 
 /// A read: runs on the engine thread with the current state.
@@ -47,6 +62,10 @@ pub enum Command {
     Spend {
         player: String,
         request: SpendRequest,
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    ReplayDeadLetters {
+        selection: Selection,
         reply: oneshot::Sender<Result<Value, ApiError>>,
     },
     Read(ReadFn),
@@ -254,6 +273,9 @@ pub fn run(
                 request,
                 reply,
             } => spend(&mut core, &log, &shared, &player, request, reply),
+            Command::ReplayDeadLetters { selection, reply } => {
+                replay_dead_letters(&mut core, &log, &shared, selection, reply)
+            }
         }
         metrics.last_seq.set(core.ingest.next_seq as i64 - 1);
         if let Some(snapshotter) = &mut snapshotter
@@ -300,7 +322,7 @@ fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) {
         return;
     }
     let started = Instant::now();
-    let payload = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
+    let payload = crate::rebuild::encode_snapshot(core);
     let took = started.elapsed();
     shared
         .metrics
@@ -356,7 +378,13 @@ fn ingest(
             }
             Submission::Duplicate { .. } => answer.duplicates += 1,
             Submission::Rejected(rejection) => {
-                rejections.push(RejectionRecord::from(&rejection));
+                core.dead_letter_bodies.push(Some(item.bytes.to_vec()));
+                rejections.push(DeadLetterRecord {
+                    line: rejection.line,
+                    id: rejection.id.clone(),
+                    error: rejection.error.clone(),
+                    body: item.bytes.to_vec(),
+                });
                 answer.rejected.push(RejectedItem {
                     index: item.index,
                     line: item.line,
@@ -377,7 +405,7 @@ fn ingest(
     let mut chunks = rejections.chunks(REJECTIONS_PER_TALLY).peekable();
     while duplicates > 0 || chunks.peek().is_some() {
         let rejected = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
-        payloads.push(record::encode(&LogRecord::Tally {
+        payloads.push(record::encode(&LogRecord::DeadLetters {
             duplicates,
             rejected,
         }));
@@ -401,6 +429,193 @@ fn ingest(
         }
         let _ = reply.send(result.map(|()| answer));
     });
+}
+
+/// Submits the selected dead letters again through ingest, with the
+/// current configuration. A dead letter leaves the list when its event is
+/// accepted or turns out to be a duplicate (an event with its id was
+/// accepted since); one rejected again stays, unchanged, and its new reason
+/// is in the answer. Re-submitting changes no count but `accepted`: the
+/// rejection and duplicate counts were taken when the event first came.
+///
+/// Logged as the accepted events' records plus one `DeadLettersRemoved`
+/// record naming the positions removed, in one append; answered once
+/// durable, like ingest.
+fn replay_dead_letters(
+    core: &mut Core,
+    log: &Log,
+    shared: &Arc<Shared>,
+    selection: Selection,
+    reply: oneshot::Sender<Result<Value, ApiError>>,
+) {
+    if shared.is_failed() {
+        let _ = reply.send(Err(log_failed()));
+        return;
+    }
+    debug_assert_eq!(core.dead_letter_bodies.len(), core.ingest.rejected.len());
+    let total = core.ingest.rejected.len();
+    let mut not_found: Vec<Value> = Vec::new();
+    let positions: Vec<usize> = match &selection {
+        Selection::All => (0..total).collect(),
+        Selection::Ids(ids) => {
+            let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+            let selected: Vec<usize> = (0..total)
+                .filter(|&i| {
+                    core.ingest.rejected[i]
+                        .id
+                        .as_deref()
+                        .is_some_and(|id| wanted.contains(id))
+                })
+                .collect();
+            let found: std::collections::HashSet<&str> = selected
+                .iter()
+                .filter_map(|&i| core.ingest.rejected[i].id.as_deref())
+                .collect();
+            not_found.extend(
+                ids.iter()
+                    .filter(|id| !found.contains(id.as_str()))
+                    .map(|id| json!(id)),
+            );
+            selected
+        }
+        Selection::Indexes(indexes) => {
+            if let Some(bad) = indexes.iter().find(|&&i| i >= total) {
+                let _ = reply.send(Err(ApiError::bad_request(
+                    "invalid_index",
+                    format!("indexes: {bad} is not a dead letter (there are {total})"),
+                )));
+                return;
+            }
+            let mut sorted = indexes.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            sorted
+        }
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let first_seq = core.ingest.next_seq;
+    let config = core.plan.config.clone();
+    let streaming = shared.stream.receiver_count() > 0;
+    let mut messages: Vec<Arc<StreamMessage>> = Vec::new();
+    let mut payloads = Vec::new();
+    let (mut accepted, mut duplicates) = (0u64, 0u64);
+    let mut removed: Vec<usize> = Vec::new();
+    let mut removed_json = Vec::new();
+    let mut rejected = Vec::new();
+    let mut skipped = Vec::new();
+    // One call's records go into one append, which the log refuses beyond
+    // its queue size (and a refused append after the engine applied the
+    // events would fail the server): stop at half of it. A record can be
+    // about twice its JSON (see ServerOptions::log_options).
+    let budget = shared.queue_bytes / 2;
+    let mut payload_bytes = 0u64;
+    let mut unprocessed = 0usize;
+    let selected = positions.len();
+    for (done, position) in positions.into_iter().enumerate() {
+        let dead = core.ingest.rejected[position].clone();
+        let size = core.dead_letter_bodies[position]
+            .as_ref()
+            .map_or(0, |b| b.len() as u64 * 2 + 1024);
+        if done > 0 && payload_bytes + size > budget {
+            unprocessed = selected - done;
+            break;
+        }
+        payload_bytes += size;
+        let Some(body) = core.dead_letter_bodies[position].clone() else {
+            skipped.push(json!({
+                "index": position,
+                "id": dead.id,
+                "reason": "logged before dead-letter bodies were kept; it cannot be re-submitted",
+            }));
+            continue;
+        };
+        let counts = core.ingest.counts;
+        match core.ingest.submit(&core.plan, &body, dead.line, now_ms) {
+            Submission::Accepted { seq, event } => {
+                debug_assert_eq!(seq, first_seq + payloads.len() as u64);
+                payloads.push(record::encode(&record::event_record(&config, &event)));
+                let partition = core.engine.partition_of(&event.player);
+                let grants_before = core.engine.partitions[partition].grants.len();
+                let effects = core.engine.apply_event(seq, &event);
+                if streaming && !effects.is_empty() {
+                    let effects = effects.to_vec();
+                    crate::stream::messages(core, seq, partition, &effects, &mut messages);
+                }
+                for grant in &core.engine.partitions[partition].grants[grants_before..] {
+                    shared
+                        .metrics
+                        .grants
+                        .get_or_create(&[("source", grant.source.to_string())])
+                        .inc();
+                }
+                accepted += 1;
+                removed.push(position);
+                removed_json.push(json!({"index": position, "id": dead.id, "outcome": "accepted"}));
+            }
+            Submission::Duplicate { .. } => {
+                core.ingest.counts = counts;
+                duplicates += 1;
+                removed.push(position);
+                removed_json
+                    .push(json!({"index": position, "id": dead.id, "outcome": "duplicate"}));
+            }
+            Submission::Rejected(rejection) => {
+                // Ingest appended it to the list again; the entry already
+                // there stands for it.
+                core.ingest.rejected.pop();
+                core.ingest.counts = counts;
+                rejected.push(json!({
+                    "index": position,
+                    "id": rejection.id,
+                    "error": rejection.error,
+                }));
+            }
+        }
+    }
+    shared.metrics.events_accepted.inc_by(accepted);
+    remove_dead_letters(core, &removed);
+    let answer = json!({
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": rejected,
+        "removed": removed_json,
+        "skipped": skipped,
+        "not_found": not_found,
+        "unprocessed": unprocessed,
+        "remaining": core.ingest.rejected.len(),
+    });
+    if !removed.is_empty() {
+        payloads.push(record::encode(&LogRecord::DeadLettersRemoved {
+            positions: removed.iter().map(|&p| p as u64).collect(),
+        }));
+        core.ingest.next_seq += 1;
+    }
+    if payloads.is_empty() {
+        let _ = reply.send(Ok(answer));
+        return;
+    }
+    let stream = (!messages.is_empty()).then(|| shared.stream.clone());
+    append(log, shared, payloads, first_seq, move |result| {
+        if result.is_ok()
+            && let Some(stream) = stream
+        {
+            for message in messages {
+                let _ = stream.send(message);
+            }
+        }
+        let _ = reply.send(result.map(|()| answer));
+    });
+}
+
+/// Removes the dead letters at `positions` (ascending, no repeats) from the
+/// list and their bodies. Used live and on replay of a `DeadLettersRemoved`
+/// record, so both remove the same entries.
+pub fn remove_dead_letters(core: &mut Core, positions: &[usize]) {
+    debug_assert!(positions.windows(2).all(|w| w[0] < w[1]));
+    for &position in positions.iter().rev() {
+        core.ingest.rejected.remove(position);
+        core.dead_letter_bodies.remove(position);
+    }
 }
 
 fn spend(

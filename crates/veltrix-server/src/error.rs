@@ -135,7 +135,7 @@ pub enum ServerError {
     #[error("cannot replay the log: record at seq {seq}: {message}")]
     Replay { seq: u64, message: String },
     #[error(
-        "refusing to listen on {0}: API keys are not implemented yet, so the server only binds a loopback address (127.0.0.1, ::1 or localhost)"
+        "refusing to listen on {0}: no API keys are configured ([[server.api_keys]]), so the server only binds a loopback address (127.0.0.1, ::1 or localhost)"
     )]
     NotLoopback(String),
     #[error("invalid listen address {0:?}: {1}")]

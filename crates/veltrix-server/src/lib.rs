@@ -9,15 +9,18 @@
 //!
 //! Routes, durability and read-your-writes are described in `docs/SERVER.md`.
 
+pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod rebuild;
 pub mod record;
 pub mod routes;
 pub mod snapshots;
 pub mod stream;
 
+pub use auth::{hash_hex as api_key_hash, new_api_key};
 pub use engine::{Command, Core, Handle};
 pub use error::{ApiError, ServerError};
 pub use rebuild::{Rebuilt, Source, rebuild};
@@ -170,6 +173,7 @@ impl Server {
         .map_err(ServerError::Snapshot)?;
         let started = std::time::Instant::now();
         let config_version = plan.config.version.clone();
+        let keys = auth::Keys::new(&plan.config.server.api_keys);
         let rebuilt = rebuild::rebuild(
             plan,
             options.partitions.max(1),
@@ -215,6 +219,7 @@ impl Server {
             body_limit: options.body_limit,
             max_events_per_request: options.max_events_per_request,
             config_version,
+            keys,
         };
         Ok(Server {
             handle,
@@ -321,9 +326,15 @@ pub async fn run(
     served
 }
 
-/// Without API keys (not implemented yet) the server must not be reachable
-/// from other machines: only loopback addresses are accepted.
+/// Without API keys the server must not be reachable from other machines:
+/// only loopback addresses are accepted.
 pub fn check_loopback(listen: &str) -> Result<SocketAddr, ServerError> {
+    check_listen(listen, false)
+}
+
+/// Resolves `listen`; without API keys (`has_keys` false) every address it
+/// resolves to must be a loopback address.
+pub fn check_listen(listen: &str, has_keys: bool) -> Result<SocketAddr, ServerError> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<SocketAddr> = listen
         .to_socket_addrs()
@@ -335,7 +346,7 @@ pub fn check_loopback(listen: &str) -> Result<SocketAddr, ServerError> {
             "resolves to no address".into(),
         ));
     };
-    if addrs.iter().all(|a| a.ip().is_loopback()) {
+    if has_keys || addrs.iter().all(|a| a.ip().is_loopback()) {
         Ok(first)
     } else {
         Err(ServerError::NotLoopback(listen.to_string()))
@@ -349,9 +360,19 @@ pub struct ServeSettings {
 }
 
 /// Runs the server until ctrl-c or SIGTERM: what `veltrix serve` does.
+/// With `[[server.api_keys]]` configured it may listen on any address;
+/// without, loopback only, with a warning.
 pub fn serve(plan: Arc<Plan>, settings: ServeSettings) -> Result<(), ServerError> {
-    let addr = check_loopback(&settings.listen)?;
-    tracing::warn!("no API keys configured (not implemented yet): listening on loopback only");
+    let keys = &plan.config.server.api_keys;
+    let addr = check_listen(&settings.listen, !keys.is_empty())?;
+    if keys.is_empty() {
+        tracing::warn!(
+            "no API keys configured ([[server.api_keys]]): every route is open, so the server listens on loopback only"
+        );
+    } else {
+        let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+        tracing::info!(keys = ?names, "API keys configured: routes need Authorization: Bearer <key>");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

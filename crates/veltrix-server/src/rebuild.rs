@@ -83,8 +83,8 @@ pub fn rebuild(
             skipped_snapshots.push(line);
         }
         if let Some(snapshot) = latest.snapshot {
-            match veltrix_core::snapshot::decode(plan.clone(), &snapshot.payload) {
-                Ok((ingest, engine)) => start = Some((snapshot.seq, ingest, engine)),
+            match decode_snapshot(plan.clone(), &snapshot.payload) {
+                Ok(state) => start = Some((snapshot.seq, state)),
                 Err(e) => {
                     let line = format!("ignored snapshot {} ({e})", snapshot.path.display());
                     tracing::warn!("{line}; replaying the whole log instead");
@@ -95,7 +95,7 @@ pub fn rebuild(
     }
     let last_seq = log.last_seq();
     let (snapshot_seq, core, last_config_version) = match start {
-        Some((seq, ingest, engine)) => {
+        Some((seq, (ingest, engine, dead_letter_bodies))) => {
             if last_seq < seq {
                 return Err(ServerError::LogBehindSnapshot {
                     snapshot_seq: seq,
@@ -107,6 +107,7 @@ pub fn rebuild(
                 plan,
                 ingest,
                 engine,
+                dead_letter_bodies,
             };
             (Some(seq), core, Some(version))
         }
@@ -115,6 +116,7 @@ pub fn rebuild(
                 ingest: Ingest::new(),
                 engine: Engine::new(plan.clone(), partitions.max(1)),
                 plan,
+                dead_letter_bodies: Vec::new(),
             };
             (None, core, None)
         }
@@ -142,6 +144,62 @@ pub fn rebuild(
     };
     replay_tail(&mut rebuilt, log, from)?;
     Ok(rebuilt)
+}
+
+/// First bytes of a server snapshot: core's snapshot plus what only the
+/// server keeps (dead-letter bodies). Core's own encoding starts with its
+/// format number as a postcard varint, which is never 0xFF followed by
+/// `V`, `S` for any format this build reads; so a payload without this
+/// prefix is a core snapshot of an older server, whose dead letters then
+/// have no bodies. An older server reading this prefix sees a format
+/// number far beyond its own and refuses the snapshot.
+const SNAPSHOT_ENVELOPE: [u8; 4] = [0xFF, b'V', b'S', 1];
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    core: &'a [u8],
+    dead_letter_bodies: std::borrow::Cow<'a, [Option<Vec<u8>>]>,
+}
+
+/// Encodes a snapshot of `core`: core's snapshot and the dead-letter bodies.
+pub fn encode_snapshot(core: &Core) -> Vec<u8> {
+    let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
+    let envelope = Envelope {
+        core: &inner,
+        dead_letter_bodies: std::borrow::Cow::Borrowed(&core.dead_letter_bodies),
+    };
+    // Invariant: byte slices and vectors always encode into a growable vector.
+    postcard::to_extend(&envelope, SNAPSHOT_ENVELOPE.to_vec()).expect("snapshot encodes")
+}
+
+/// The submitted bytes of each dead letter (see [`Core::dead_letter_bodies`]).
+pub type DeadLetterBodies = Vec<Option<Vec<u8>>>;
+
+/// Decodes [`encode_snapshot`]'s output, or a plain core snapshot.
+pub fn decode_snapshot(
+    plan: Arc<Plan>,
+    bytes: &[u8],
+) -> Result<(Ingest, Engine, DeadLetterBodies), String> {
+    let Some(rest) = bytes.strip_prefix(&SNAPSHOT_ENVELOPE[..]) else {
+        let (ingest, engine) =
+            veltrix_core::snapshot::decode(plan, bytes).map_err(|e| e.to_string())?;
+        let bodies = vec![None; ingest.rejected.len()];
+        return Ok((ingest, engine, bodies));
+    };
+    let envelope: Envelope<'_> =
+        postcard::from_bytes(rest).map_err(|e| format!("snapshot is not readable: {e}"))?;
+    let (ingest, engine) =
+        veltrix_core::snapshot::decode(plan, envelope.core).map_err(|e| e.to_string())?;
+    let bodies = envelope.dead_letter_bodies.into_owned();
+    if bodies.len() != ingest.rejected.len() {
+        return Err(format!(
+            "snapshot is not readable: {} dead letters but {} bodies",
+            ingest.rejected.len(),
+            bodies.len()
+        ));
+    }
+    Ok((ingest, engine, bodies))
 }
 
 /// Largest record `veltrix replay` / `verify` read (a server with a 512 MiB
@@ -235,11 +293,39 @@ fn replay_tail(rebuilt: &mut Rebuilt, log: &Log, from: u64) -> Result<(), Server
             } => {
                 core.ingest.counts.duplicates += duplicates;
                 core.ingest.counts.rejected += rejected.len() as u64;
+                core.dead_letter_bodies
+                    .extend(std::iter::repeat_n(None, rejected.len()));
                 core.ingest
                     .rejected
                     .extend(rejected.into_iter().map(Into::into));
             }
             LogRecord::Config { version } => rebuilt.last_config_version = Some(version),
+            LogRecord::DeadLetters {
+                duplicates,
+                rejected,
+            } => {
+                core.ingest.counts.duplicates += duplicates;
+                core.ingest.counts.rejected += rejected.len() as u64;
+                for dead in rejected {
+                    core.dead_letter_bodies.push(Some(dead.body));
+                    core.ingest.rejected.push(veltrix_core::Rejection {
+                        line: dead.line,
+                        id: dead.id,
+                        error: dead.error,
+                    });
+                }
+            }
+            LogRecord::DeadLettersRemoved { positions } => {
+                let len = core.ingest.rejected.len() as u64;
+                let ascending = positions.windows(2).all(|w| w[0] < w[1]);
+                if !ascending || positions.last().is_some_and(|&p| p >= len) {
+                    return Err(bad(format!(
+                        "removes dead letters {positions:?} but the list holds {len}"
+                    )));
+                }
+                let positions: Vec<usize> = positions.iter().map(|&p| p as usize).collect();
+                crate::engine::remove_dead_letters(core, &positions);
+            }
         }
         core.ingest.next_seq = seq + 1;
         rebuilt.records_replayed += 1;
@@ -273,8 +359,19 @@ pub fn comparable_state(core: &Core) -> Value {
             (view.name.clone(), json!(rows))
         })
         .collect();
+    // What `POST /v1/deadletters/replay` would submit: part of the state a
+    // snapshot must keep.
+    let bodies: Vec<Option<String>> = core
+        .dead_letter_bodies
+        .iter()
+        .map(|b| {
+            b.as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        })
+        .collect();
     json!({
         "next_seq": core.ingest.next_seq,
+        "dead_letter_bodies": bodies,
         "state": dump,
         "ledgers": ledgers,
         "views": views,

@@ -50,6 +50,25 @@ pub enum LogRecord {
     /// when it differs from the last one in the log, so the log says which
     /// version each stretch of records was first evaluated with.
     Config { version: String },
+    /// Replaces `Tally` (still read): the same, with each dead letter's
+    /// submitted bytes, so `POST /v1/deadletters/replay` can submit it
+    /// again after a restart.
+    DeadLetters {
+        duplicates: u64,
+        rejected: Vec<DeadLetterRecord>,
+    },
+    /// `POST /v1/deadletters/replay` removed these dead letters: 0-based
+    /// positions in the dead-letter list as it was just before, ascending.
+    DeadLettersRemoved { positions: Vec<u64> },
+}
+
+/// A dead letter with the bytes that were submitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterRecord {
+    pub line: u64,
+    pub id: Option<String>,
+    pub error: String,
+    pub body: Vec<u8>,
 }
 
 /// A data field value (never `Missing`: absent fields are not written).
@@ -274,6 +293,18 @@ gift = { type = "boolean", optional = true }
                     id: None,
                     error: "malformed JSON".into(),
                 }],
+            },
+            LogRecord::DeadLetters {
+                duplicates: 1,
+                rejected: vec![DeadLetterRecord {
+                    line: 2,
+                    id: Some("e9".into()),
+                    error: "unknown event type".into(),
+                    body: br#"{"id":"e9"}"#.to_vec(),
+                }],
+            },
+            LogRecord::DeadLettersRemoved {
+                positions: vec![0, 3],
             },
         ] {
             assert_eq!(decode(&encode(&record)).unwrap(), record);

@@ -2,16 +2,18 @@
 //! thread, render its answer. JSON shapes live here; the state dump and the
 //! read models are core's.
 
-use crate::engine::{Command, Core, Handle, Item, SpendRequest};
+use crate::auth::{Guard, Keys};
+use crate::engine::{Command, Core, Handle, Item, Selection, SpendRequest};
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use veltrix_config::Scope;
 use veltrix_core::analytics::{ViewQuery, dimension_name, query_view};
 use veltrix_core::boards::bucket_of;
 use veltrix_core::dump::{DumpSource, dump, player_json};
@@ -26,6 +28,9 @@ pub struct App {
     pub config_version: String,
     /// Becomes true when the server stops (ends the live streams).
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// API keys from `[[server.api_keys]]`; empty: every route is open
+    /// (the server then binds loopback only).
+    pub keys: Keys,
 }
 
 /// Most bytes of a spend request.
@@ -34,27 +39,118 @@ const SPEND_BODY_LIMIT: usize = 64 * 1024;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/v1/events", post(post_events))
-        .route("/v1/state", get(get_state))
-        .route("/v1/players/{player}", get(get_player))
-        .route("/v1/players/{player}/ledger", get(get_ledger))
-        .route("/v1/players/{player}/spend", post(post_spend))
-        .route("/v1/players/{player}/hunts/{hunt}", get(get_player_hunt))
-        .route("/v1/hunts/{hunt}", get(get_hunt))
-        .route("/v1/leaderboards/{name}", get(get_leaderboard))
-        .route(
+/// Who may call a route when API keys are configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No key needed: health, readiness, metrics and the API description.
+    Open,
+    /// A key with this scope (or `admin`).
+    Key(Scope),
+}
+
+/// One route: method, path (axum syntax), who may call it and its handler.
+/// The router, the guards and the OpenAPI document are all built from
+/// [`routes`], so no route can miss its guard or its documentation.
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<App>,
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<RouteSpec> {
+    use Access::{Key, Open};
+    use Scope::{Admin, Ingest, Read};
+    fn r(
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<App>,
+    ) -> RouteSpec {
+        RouteSpec {
+            method,
+            path,
+            access,
+            handler,
+        }
+    }
+    vec![
+        r("POST", "/v1/events", Key(Ingest), post(post_events)),
+        r("GET", "/v1/state", Key(Admin), get(get_state)),
+        r("GET", "/v1/players/{player}", Key(Read), get(get_player)),
+        r(
+            "GET",
+            "/v1/players/{player}/ledger",
+            Key(Read),
+            get(get_ledger),
+        ),
+        r(
+            "POST",
+            "/v1/players/{player}/spend",
+            Key(Ingest),
+            post(post_spend),
+        ),
+        r(
+            "GET",
+            "/v1/players/{player}/hunts/{hunt}",
+            Key(Read),
+            get(get_player_hunt),
+        ),
+        r("GET", "/v1/hunts/{hunt}", Key(Read), get(get_hunt)),
+        r(
+            "GET",
+            "/v1/leaderboards/{name}",
+            Key(Read),
+            get(get_leaderboard),
+        ),
+        r(
+            "GET",
             "/v1/leaderboards/{name}/players/{player}",
+            Key(Read),
             get(get_leaderboard_player),
-        )
-        .route("/v1/views/{view}", get(get_view))
-        .route("/v1/deadletters", get(get_deadletters))
-        .route("/v1/stream", get(get_stream))
-        .route("/v1/config", get(get_config))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(get_metrics))
+        ),
+        r("GET", "/v1/views/{view}", Key(Read), get(get_view)),
+        r("GET", "/v1/deadletters", Key(Read), get(get_deadletters)),
+        r(
+            "POST",
+            "/v1/deadletters/replay",
+            Key(Admin),
+            post(post_deadletters_replay),
+        ),
+        r("GET", "/v1/stream", Key(Read), get(get_stream)),
+        r("GET", "/v1/config", Key(Admin), get(get_config)),
+        r(
+            "POST",
+            "/v1/config/check",
+            Key(Admin),
+            post(post_config_check),
+        ),
+        r("GET", "/healthz", Open, get(healthz)),
+        r("GET", "/readyz", Open, get(readyz)),
+        r("GET", "/metrics", Open, get(get_metrics)),
+        r("GET", "/openapi.json", Open, get(get_openapi)),
+    ]
+}
+
+pub fn router(app: App) -> Router {
+    let mut router = Router::new();
+    for spec in routes() {
+        let handler = match spec.access {
+            Access::Open => spec.handler,
+            Access::Key(scope) => spec
+                .handler
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Guard {
+                        keys: app.keys.clone(),
+                        scope,
+                    },
+                    crate::auth::require,
+                )),
+        };
+        router = router.route(spec.path, handler);
+    }
+    router
         .fallback(not_found)
         .with_state(app)
         .layer(axum::middleware::map_response(json_errors))
@@ -519,7 +615,21 @@ async fn get_deadletters(
         .handle
         .read(move |core: &Core| {
             let all = &core.ingest.rejected;
-            let page: Vec<_> = all.iter().skip(offset).take(limit).collect();
+            let page: Vec<_> = all
+                .iter()
+                .enumerate()
+                .skip(offset)
+                .take(limit)
+                .map(|(index, r)| {
+                    json!({
+                        "index": index,
+                        "line": r.line,
+                        "id": r.id,
+                        "error": r.error,
+                        "replayable": core.dead_letter_bodies.get(index).is_some_and(Option::is_some),
+                    })
+                })
+                .collect();
             json!({"rejected": page, "total": all.len()})
         })
         .await?;
@@ -579,6 +689,120 @@ fn stream_filter(query: &[(String, String)]) -> Result<crate::stream::Filter, Ap
         }
     }
     Ok(filter)
+}
+
+/// `POST /v1/config/check`: TOML text, or JSON `{"files": {"name": "text"}}`
+/// for several files. Validates only: nothing changes. 200 whether or not
+/// the configuration is valid (the answer's `valid` says); 400 only when
+/// the request itself is unusable.
+async fn post_config_check(State(app): State<App>, headers: HeaderMap, body: Body) -> ApiResult {
+    let body = read_body(body, app.body_limit).await?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    let sources = if is_json {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Files {
+            /// File names in the order given (the workspace's serde_json
+            /// keeps object order), which is the order files merge in.
+            files: serde_json::Map<String, Value>,
+        }
+        let files: Files = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("expected {{\"files\": {{\"name.toml\": \"text\", ...}}}}: {e}"),
+            )
+        })?;
+        let mut sources = Vec::with_capacity(files.files.len());
+        for (name, text) in files.files {
+            let Value::String(text) = text else {
+                return Err(ApiError::bad_request(
+                    "malformed_json",
+                    format!("files.{name}: expected the file's text as a string"),
+                ));
+            };
+            sources.push(veltrix_config::Source::new(name, text));
+        }
+        if sources.is_empty() {
+            return Err(ApiError::bad_request(
+                "empty_body",
+                "files: expected at least one file",
+            ));
+        }
+        sources
+    } else {
+        let text = String::from_utf8(body.to_vec()).map_err(|_| {
+            ApiError::bad_request("unreadable_body", "the configuration is not UTF-8 text")
+        })?;
+        vec![veltrix_config::Source::new("veltrix.toml", text)]
+    };
+    // Compiling checks puzzle word lists against a dictionary: keep it off
+    // the async workers. It never touches the engine.
+    let answer = tokio::task::spawn_blocking(move || match veltrix_config::compile(&sources) {
+        Ok(config) => json!({"valid": true, "version": config.version, "diagnostics": []}),
+        Err(diagnostics) => json!({
+            "valid": false,
+            "version": null,
+            "diagnostics": diagnostics,
+        }),
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the configuration check failed unexpectedly",
+        )
+    })?;
+    ok(answer)
+}
+
+/// `POST /v1/deadletters/replay`: an empty body (or `{}`) re-submits every
+/// dead letter; `{"ids": [...]}` those with these event ids;
+/// `{"indexes": [...]}` those at these 0-based positions of the list.
+async fn post_deadletters_replay(State(app): State<App>, body: Body) -> ApiResult {
+    let body = read_body(body, SPEND_BODY_LIMIT).await?;
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Request {
+        ids: Option<Vec<String>>,
+        indexes: Option<Vec<usize>>,
+    }
+    let request: Request = if body.iter().all(u8::is_ascii_whitespace) {
+        Request::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("expected {{}}, {{\"ids\": [...]}} or {{\"indexes\": [...]}}: {e}"),
+            )
+        })?
+    };
+    let selection = match (request.ids, request.indexes) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "give ids or indexes, not both",
+            ));
+        }
+        (Some(ids), None) => Selection::Ids(ids),
+        (None, Some(indexes)) => Selection::Indexes(indexes),
+        (None, None) => Selection::All,
+    };
+    let (reply, answer) = oneshot::channel();
+    app.handle
+        .send(Command::ReplayDeadLetters { selection, reply })?;
+    ok(answer.await.map_err(|_| closed())??)
+}
+
+async fn get_openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
 }
 
 async fn get_config(State(app): State<App>) -> ApiResult {

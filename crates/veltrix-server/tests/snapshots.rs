@@ -224,8 +224,8 @@ async fn a_snapshot_of_another_configuration_is_ignored() {
         state(&router).await
     };
     assert_eq!(snapshot_files(dir.path()).len(), 1, "one at shutdown");
-    // Same rules, another version (a comment changes the content hash).
-    let changed = plan_with("\n# changed\n");
+    // Same rules, another version (an event type nobody sends).
+    let changed = plan_with("\n[events.unused_by_anyone]\n");
     assert_ne!(changed.config.version, plan().config.version);
     let server = Server::open(changed, options(dir.path(), None)).unwrap();
     assert_eq!(server.snapshot_seq, None, "the snapshot was ignored");
@@ -323,9 +323,12 @@ async fn a_configuration_change_after_retirement_refuses_to_start_and_says_why()
         let server = Server::open(plan(), opts.clone()).unwrap();
         feed(&server.router(), 0, 1000).await;
     }
-    let error = Server::open(plan_with("\n# changed\n"), options(dir.path(), None))
-        .err()
-        .expect("refused");
+    let error = Server::open(
+        plan_with("\n[events.unused_by_anyone]\n"),
+        options(dir.path(), None),
+    )
+    .err()
+    .expect("refused");
     assert!(
         matches!(error, ServerError::SnapshotUnusable { .. }),
         "{error}"
