@@ -39,11 +39,15 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>> {
 
 /// Loads and compiles; on invalid configuration prints the diagnostics and fails.
 pub fn load_config(path: &Path) -> Result<Arc<Config>> {
-    let sources = read_sources(path)?;
-    match veltrix_config::compile(&sources) {
+    compile_sources(path, &read_sources(path)?)
+}
+
+/// Compiles sources already read from `path`.
+pub fn compile_sources(path: &Path, sources: &[veltrix_config::Source]) -> Result<Arc<Config>> {
+    match veltrix_config::compile(sources) {
         Ok(config) => Ok(Arc::new(config)),
         Err(diagnostics) => {
-            eprint!("{}", crate::render::render(&sources, &diagnostics));
+            eprint!("{}", crate::render::render(sources, &diagnostics));
             bail!(
                 "{} is not a valid configuration ({} errors); run `veltrix check` for details",
                 path.display(),

@@ -19,7 +19,10 @@ pub struct ServeArgs {
 
 pub fn serve(config_path: &Path, args: ServeArgs) -> Result<ExitCode> {
     veltrix_server::init_logging(args.log_json);
-    let config = crate::load::load_config(config_path)?;
+    // The sources go to the server too: restarting with an edited file
+    // applies it as a configuration switch at the end of the log.
+    let sources = crate::load::read_sources(config_path)?;
+    let config = crate::load::compile_sources(config_path, &sources)?;
     let settings = &config.server;
     let listen = args
         .listen
@@ -36,6 +39,7 @@ pub fn serve(config_path: &Path, args: ServeArgs) -> Result<ExitCode> {
         )
     });
     let mut options = ServerOptions::new(data_dir);
+    options.config_sources = Some(sources.into_iter().map(|s| (s.name, s.text)).collect());
     options.partitions = settings.partitions.unwrap_or(1) as usize;
     options.body_limit = args.max_body;
     options.queue_capacity = args.queue_capacity;

@@ -38,6 +38,24 @@ pub struct Core {
     /// `POST /v1/deadletters/replay` can submit them again. `None` for dead
     /// letters logged before bodies were kept (old `Tally` records).
     pub dead_letter_bodies: Vec<Option<Vec<u8>>>,
+    /// The sources (file name, text) of the active configuration when a
+    /// `ConfigSwitch` record (`POST /v1/config`) set it; `None` while the
+    /// start-up configuration is in force. Stored in snapshots, so a
+    /// snapshot taken after a switch loads with the right plan.
+    pub config_sources: Option<Vec<(String, String)>>,
+    /// Every configuration version the log recorded (`Config` records at
+    /// start-up, `ConfigSwitch` records), with the seq it took effect at,
+    /// oldest first. Kept in snapshots.
+    pub config_history: Vec<ConfigVersion>,
+}
+
+/// One entry of [`Core::config_history`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ConfigVersion {
+    pub version: String,
+    /// The log seq of the record; 0 when unknown (history taken over from
+    /// a snapshot written before histories were kept).
+    pub seq: u64,
 }
 
 /// Which dead letters `POST /v1/deadletters/replay` re-submits.
@@ -66,6 +84,12 @@ pub enum Command {
     },
     ReplayDeadLetters {
         selection: Selection,
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// `POST /v1/config`: switch to a compiled configuration.
+    ApplyConfig {
+        config: Arc<veltrix_config::Config>,
+        sources: Vec<(String, String)>,
         reply: oneshot::Sender<Result<Value, ApiError>>,
     },
     Read(ReadFn),
@@ -276,6 +300,11 @@ pub fn run(
             Command::ReplayDeadLetters { selection, reply } => {
                 replay_dead_letters(&mut core, &log, &shared, selection, reply)
             }
+            Command::ApplyConfig {
+                config,
+                sources,
+                reply,
+            } => apply_config(&mut core, &log, &shared, config, sources, reply),
         }
         metrics.last_seq.set(core.ingest.next_seq as i64 - 1);
         if let Some(snapshotter) = &mut snapshotter
@@ -605,6 +634,99 @@ fn replay_dead_letters(
         }
         let _ = reply.send(result.map(|()| answer));
     });
+}
+
+/// Switches the engine to `config` at the next seq (`POST /v1/config`):
+/// the same version as the active one changes nothing and logs nothing; a
+/// configuration the state refuses (`check_switch`) is a 409 and changes
+/// nothing; otherwise `switch_config` runs at seq N, a `ConfigSwitch`
+/// record with the full sources takes seq N, and the answer comes once it
+/// is durable. The new plan keeps the current puzzle secret.
+fn apply_config(
+    core: &mut Core,
+    log: &Log,
+    shared: &Arc<Shared>,
+    config: Arc<veltrix_config::Config>,
+    sources: Vec<(String, String)>,
+    reply: oneshot::Sender<Result<Value, ApiError>>,
+) {
+    if shared.is_failed() {
+        let _ = reply.send(Err(log_failed()));
+        return;
+    }
+    let previous = core.plan.config.version.clone();
+    if config.version == previous {
+        let _ = reply.send(Ok(json!({
+            "changed": false,
+            "version": previous,
+            "previous_version": previous,
+            "seq": core.config_history.last().map(|h| h.seq),
+        })));
+        return;
+    }
+    let plan = Arc::new(Plan::with_secret(config, core.plan.puzzle_secret.clone()));
+    let refused = |e: veltrix_core::SwitchError| {
+        ApiError::new(StatusCode::CONFLICT, "config_refused", e.to_string())
+            .with_details(json!({"active_version": previous}))
+    };
+    if let Err(e) = veltrix_core::check_switch(&core.engine, &plan) {
+        let _ = reply.send(Err(refused(e)));
+        return;
+    }
+    let report = match veltrix_core::switch_config(&mut core.ingest, &mut core.engine, plan) {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = reply.send(Err(refused(e)));
+            return;
+        }
+    };
+    // The switch takes a log position like any record.
+    let seq = core.ingest.next_seq;
+    core.ingest.next_seq += 1;
+    core.plan = report.plan.clone();
+    let version = report.to_version.clone();
+    core.config_sources = Some(sources.clone());
+    core.config_history.push(ConfigVersion {
+        version: version.clone(),
+        seq,
+    });
+    shared.metrics.config_switches.inc();
+    tracing::info!(from = %previous, to = %version, seq, "switched the configuration");
+    let answer = json!({
+        "changed": true,
+        "version": version,
+        "previous_version": previous,
+        "seq": seq,
+        "report": switch_report_json(&report),
+    });
+    let message = crate::stream::config_message(
+        seq,
+        json!({"seq": seq, "version": version, "previous_version": previous}),
+    );
+    let stream = shared.stream.clone();
+    let payload = record::encode(&LogRecord::ConfigSwitch { version, sources });
+    append(log, shared, vec![payload], seq, move |result| {
+        if result.is_ok() {
+            // Never waits; an error only means nobody listens.
+            let _ = stream.send(message);
+        }
+        let _ = reply.send(result.map(|()| answer));
+    });
+}
+
+/// A `SwitchReport` as JSON (without the plan).
+pub fn switch_report_json(report: &veltrix_core::SwitchReport) -> Value {
+    json!({
+        "from_version": report.from_version,
+        "to_version": report.to_version,
+        "retained_badges": report.retained_badges,
+        "retained_currencies": report.retained_currencies,
+        "dropped_rules": report.dropped_rules,
+        "dropped_hunts": report.dropped_hunts,
+        "rebuilt_leaderboards": report.rebuilt_leaderboards,
+        "reset_views": report.reset_views,
+        "new_windows": report.new_windows,
+    })
 }
 
 /// Removes the dead letters at `positions` (ascending, no repeats) from the

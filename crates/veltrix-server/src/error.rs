@@ -132,6 +132,14 @@ pub enum ServerError {
         "cannot start: {why}, but the log starts at seq {first} (older segments were retired after snapshots), so the whole log cannot be re-evaluated. Start with the configuration the snapshot was taken with (the same files, given by the same path: the version hashes file names too)"
     )]
     SnapshotUnusable { why: String, first: u64 },
+    #[error(
+        "cannot apply the start-up configuration (version {startup}) over the configuration the log has in force (version {active}): {message}; start with the active configuration's files, or change the state first"
+    )]
+    StartupSwitchRefused {
+        startup: String,
+        active: String,
+        message: String,
+    },
     #[error("cannot replay the log: record at seq {seq}: {message}")]
     Replay { seq: u64, message: String },
     #[error(

@@ -71,6 +71,13 @@ pub struct ServerOptions {
     /// Snapshots kept; log segments older than the oldest kept one are
     /// deleted after each snapshot.
     pub snapshot_keep: usize,
+    /// The start-up configuration's sources (file name, text; merge order).
+    /// Only used when `POST /v1/config` switched the configuration in the
+    /// log: a start-up configuration whose version the log never had in
+    /// force is then applied as a new switch at the end of the log (as if
+    /// POSTed). `None` (the default): the log's configuration stays in
+    /// force whatever the start-up file.
+    pub config_sources: Option<Vec<(String, String)>>,
 }
 
 impl ServerOptions {
@@ -85,6 +92,7 @@ impl ServerOptions {
             storage: None,
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
             snapshot_keep: DEFAULT_SNAPSHOT_KEEP,
+            config_sources: None,
         }
     }
 
@@ -172,7 +180,7 @@ impl Server {
         )
         .map_err(ServerError::Snapshot)?;
         let started = std::time::Instant::now();
-        let config_version = plan.config.version.clone();
+        let startup_version = plan.config.version.clone();
         let keys = auth::Keys::new(&plan.config.server.api_keys);
         let rebuilt = rebuild::rebuild(
             plan,
@@ -192,7 +200,12 @@ impl Server {
         let records_replayed = rebuilt.records_replayed;
         let warnings = rebuilt.warnings();
         let mut core = rebuilt.core;
-        record_config_version(&log, &mut core, rebuilt.last_config_version.as_deref())?;
+        let mut last_config_version = rebuilt.last_config_version;
+        if core.config_sources.is_some() && core.plan.config.version != startup_version {
+            reconcile_startup_config(&log, &mut core, &startup_version, &options)?;
+            last_config_version = Some(core.plan.config.version.clone());
+        }
+        record_config_version(&log, &mut core, last_config_version.as_deref())?;
         let log = Arc::new(log);
         let shared = Arc::new(engine::Shared::new(queue_capacity, queue_bytes, metrics));
         let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_capacity.max(1));
@@ -218,7 +231,6 @@ impl Server {
             handle: handle.clone(),
             body_limit: options.body_limit,
             max_events_per_request: options.max_events_per_request,
-            config_version,
             keys,
         };
         Ok(Server {
@@ -272,6 +284,77 @@ impl Drop for Server {
     }
 }
 
+/// The log holds a `POST /v1/config` switch and the start-up configuration
+/// is not the one in force. A start-up configuration the log already had
+/// in force (typically the file the server was first started with) is
+/// outdated: the log's configuration stays, with a warning. Another one,
+/// when its sources are known ([`ServerOptions::config_sources`]), is
+/// applied as a new switch at the end of the log, as `POST /v1/config`
+/// would (refused → start-up error); without its sources the log's
+/// configuration stays, with a warning.
+fn reconcile_startup_config(
+    log: &Log,
+    core: &mut Core,
+    startup_version: &str,
+    options: &ServerOptions,
+) -> Result<(), ServerError> {
+    let active = core.plan.config.version.clone();
+    let known = core
+        .config_history
+        .iter()
+        .any(|h| h.version == startup_version);
+    let sources = match (&options.config_sources, known) {
+        (Some(sources), false) => sources,
+        _ => {
+            tracing::warn!(
+                active_version = %active,
+                startup_version = %startup_version,
+                "the configuration in force is the one POST /v1/config applied last (recorded in the log), not the start-up configuration, which only evaluated the records before the first switch; POST a configuration to /v1/config to change it"
+            );
+            return Ok(());
+        }
+    };
+    let refused = |message: String| ServerError::StartupSwitchRefused {
+        startup: startup_version.to_string(),
+        active: active.clone(),
+        message,
+    };
+    let plan =
+        rebuild::plan_from_sources(sources, core.plan.puzzle_secret.clone()).map_err(&refused)?;
+    if plan.config.version != startup_version {
+        return Err(refused(format!(
+            "its sources compile to version {}",
+            plan.config.version
+        )));
+    }
+    let report = veltrix_core::switch_config(&mut core.ingest, &mut core.engine, plan)
+        .map_err(|e| refused(e.to_string()))?;
+    let seq = core.ingest.next_seq;
+    let payload = record::encode(&record::LogRecord::ConfigSwitch {
+        version: startup_version.to_string(),
+        sources: sources.clone(),
+    });
+    log.append_sync(vec![payload])
+        .map_err(|e| ServerError::Replay {
+            seq,
+            message: format!("cannot record the configuration switch: {e}"),
+        })?;
+    core.ingest.next_seq += 1;
+    core.plan = report.plan.clone();
+    core.config_sources = Some(sources.clone());
+    core.config_history.push(engine::ConfigVersion {
+        version: startup_version.to_string(),
+        seq,
+    });
+    tracing::info!(
+        from = %active,
+        to = %startup_version,
+        seq,
+        "applied the start-up configuration as a configuration switch"
+    );
+    Ok(())
+}
+
 /// Appends a `Config` record when the active configuration version is not
 /// the last one the log recorded, so the log says from which seq on records
 /// were evaluated with it.
@@ -292,6 +375,10 @@ fn record_config_version(
         );
     }
     let seq = core.ingest.next_seq;
+    core.config_history.push(engine::ConfigVersion {
+        version: active.clone(),
+        seq,
+    });
     let payload = record::encode(&record::LogRecord::Config { version: active });
     log.append_sync(vec![payload])
         .map_err(|e| ServerError::Replay {

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub last_seq: Gauge,
     /// Snapshots written since start.
     pub snapshots: Counter,
+    /// Configuration switches applied by `POST /v1/config` since start.
+    pub config_switches: Counter,
     /// Time the engine thread spent encoding snapshots (ingest waits meanwhile).
     pub snapshot_encode_seconds: Histogram,
 }
@@ -61,6 +63,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             last_seq: Gauge::default(),
             snapshots: Counter::default(),
+            config_switches: Counter::default(),
             snapshot_encode_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             registry: Registry::default(),
         };
@@ -123,6 +126,11 @@ impl Metrics {
             "snapshots",
             "Snapshots written since start",
             metrics.snapshots.clone(),
+        );
+        registry.register(
+            "config_switches",
+            "Configuration switches applied by POST /v1/config since start",
+            metrics.config_switches.clone(),
         );
         registry.register(
             "snapshot_encode_seconds",

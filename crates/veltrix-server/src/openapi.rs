@@ -139,7 +139,7 @@ pub fn describe(method: &str, path: &str) -> Option<Info> {
             query: &[
                 (
                     "kinds",
-                    "comma-separated: grant, stage_solved, hunt_completed, leaderboard",
+                    "comma-separated: grant, stage_solved, hunt_completed, leaderboard, config",
                 ),
                 ("player", "only messages about this player"),
             ],
@@ -147,10 +147,32 @@ pub fn describe(method: &str, path: &str) -> Option<Info> {
             errors: &[(400, "invalid query"), (503, "too many stream clients")],
         },
         ("GET", "/v1/config") => Info {
-            summary: "The active configuration version",
+            summary: "The active configuration version, the seq it took effect at, and the history [{version, seq}]",
             query: &[],
             body: None,
-            errors: &[],
+            errors: &[(429, "engine queue full")],
+        },
+        ("POST", "/v1/config") => Info {
+            summary: "Apply a configuration at the next log position (recorded, replayed on restart): {\"changed\", \"version\", \"previous_version\", \"seq\", \"report\"}; answered once durable",
+            query: &[],
+            body: Some((
+                TOML,
+                "TOML text, or JSON {\"files\": {\"name.toml\": \"text\"}} (Content-Type: application/json)",
+            )),
+            errors: &[
+                (400, "unreadable body"),
+                (
+                    409,
+                    "config_refused: the state cannot take the configuration (e.g. it drops a currency players hold)",
+                ),
+                (413, "body too large"),
+                (
+                    422,
+                    "invalid_config: the configuration does not compile; details.diagnostics",
+                ),
+                (429, "engine queue full"),
+                (503, "log failed"),
+            ],
         },
         ("POST", "/v1/config/check") => Info {
             summary: "Validate a configuration without applying it: {\"valid\", \"version\", \"diagnostics\"}",

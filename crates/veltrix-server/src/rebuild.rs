@@ -8,7 +8,7 @@
 //! `Config` records (their counts and dead letters are part of ingest) — so
 //! replay continues at `S + 1`.
 
-use crate::engine::Core;
+use crate::engine::{ConfigVersion, Core};
 use crate::error::ServerError;
 use crate::record::{self, LogRecord};
 use serde_json::{Value, json};
@@ -95,19 +95,30 @@ pub fn rebuild(
     }
     let last_seq = log.last_seq();
     let (snapshot_seq, core, last_config_version) = match start {
-        Some((seq, (ingest, engine, dead_letter_bodies))) => {
+        Some((seq, decoded)) => {
             if last_seq < seq {
                 return Err(ServerError::LogBehindSnapshot {
                     snapshot_seq: seq,
                     log_last_seq: last_seq,
                 });
             }
+            // The engine's plan: the snapshot's configuration with its
+            // retained names.
+            let plan = decoded.engine.plan.clone();
             let version = plan.config.version.clone();
+            let config_history = decoded.config_history.unwrap_or_else(|| {
+                vec![ConfigVersion {
+                    version: version.clone(),
+                    seq: 0,
+                }]
+            });
             let core = Core {
                 plan,
-                ingest,
-                engine,
-                dead_letter_bodies,
+                ingest: decoded.ingest,
+                engine: decoded.engine,
+                dead_letter_bodies: decoded.dead_letter_bodies,
+                config_sources: decoded.config_sources,
+                config_history,
             };
             (Some(seq), core, Some(version))
         }
@@ -117,6 +128,8 @@ pub fn rebuild(
                 engine: Engine::new(plan.clone(), partitions.max(1)),
                 plan,
                 dead_letter_bodies: Vec::new(),
+                config_sources: None,
+                config_history: Vec::new(),
             };
             (None, core, None)
         }
@@ -147,13 +160,17 @@ pub fn rebuild(
 }
 
 /// First bytes of a server snapshot: core's snapshot plus what only the
-/// server keeps (dead-letter bodies). Core's own encoding starts with its
+/// server keeps (dead-letter bodies; from envelope 2 on, the active
+/// configuration's sources when `POST /v1/config` set it, and the history
+/// of configuration versions). Core's own encoding starts with its
 /// format number as a postcard varint, which is never 0xFF followed by
 /// `V`, `S` for any format this build reads; so a payload without this
 /// prefix is a core snapshot of an older server, whose dead letters then
 /// have no bodies. An older server reading this prefix sees a format
 /// number far beyond its own and refuses the snapshot.
-const SNAPSHOT_ENVELOPE: [u8; 4] = [0xFF, b'V', b'S', 1];
+const SNAPSHOT_ENVELOPE: [u8; 4] = [0xFF, b'V', b'S', 2];
+/// The envelope of servers before configuration switches (still read).
+const SNAPSHOT_ENVELOPE_1: [u8; 4] = [0xFF, b'V', b'S', 1];
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Envelope<'a> {
@@ -162,36 +179,101 @@ struct Envelope<'a> {
     dead_letter_bodies: std::borrow::Cow<'a, [Option<Vec<u8>>]>,
 }
 
-/// Encodes a snapshot of `core`: core's snapshot and the dead-letter bodies.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope2<'a> {
+    #[serde(borrow)]
+    core: &'a [u8],
+    dead_letter_bodies: std::borrow::Cow<'a, [Option<Vec<u8>>]>,
+    config_sources: Option<Vec<(String, String)>>,
+    config_history: Vec<ConfigVersion>,
+}
+
+/// Encodes a snapshot of `core`: core's snapshot, the dead-letter bodies
+/// and the configuration sources and history.
 pub fn encode_snapshot(core: &Core) -> Vec<u8> {
     let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
-    let envelope = Envelope {
+    let envelope = Envelope2 {
         core: &inner,
         dead_letter_bodies: std::borrow::Cow::Borrowed(&core.dead_letter_bodies),
+        config_sources: core.config_sources.clone(),
+        config_history: core.config_history.clone(),
     };
-    // Invariant: byte slices and vectors always encode into a growable vector.
+    // Invariant: byte slices, strings and vectors always encode into a
+    // growable vector.
     postcard::to_extend(&envelope, SNAPSHOT_ENVELOPE.to_vec()).expect("snapshot encodes")
 }
 
 /// The submitted bytes of each dead letter (see [`Core::dead_letter_bodies`]).
 pub type DeadLetterBodies = Vec<Option<Vec<u8>>>;
 
-/// Decodes [`encode_snapshot`]'s output, or a plain core snapshot.
-pub fn decode_snapshot(
-    plan: Arc<Plan>,
-    bytes: &[u8],
-) -> Result<(Ingest, Engine, DeadLetterBodies), String> {
-    let Some(rest) = bytes.strip_prefix(&SNAPSHOT_ENVELOPE[..]) else {
-        let (ingest, engine) =
-            veltrix_core::snapshot::decode(plan, bytes).map_err(|e| e.to_string())?;
-        let bodies = vec![None; ingest.rejected.len()];
-        return Ok((ingest, engine, bodies));
+/// A decoded server snapshot.
+pub struct DecodedSnapshot {
+    pub ingest: Ingest,
+    /// Its `plan` is the configuration in force at the snapshot's seq.
+    pub engine: Engine,
+    pub dead_letter_bodies: DeadLetterBodies,
+    /// Sources of the configuration in force, when `POST /v1/config` set it.
+    pub config_sources: Option<Vec<(String, String)>>,
+    /// `None` for snapshots of older servers.
+    pub config_history: Option<Vec<ConfigVersion>>,
+}
+
+/// Compiles a `ConfigSwitch` record's sources into a plan with
+/// `puzzle_secret` (the secret never changes with the configuration).
+pub fn plan_from_sources(
+    sources: &[(String, String)],
+    puzzle_secret: Arc<[u8]>,
+) -> Result<Arc<Plan>, String> {
+    let sources: Vec<veltrix_config::Source> = sources
+        .iter()
+        .map(|(name, text)| veltrix_config::Source::new(name.clone(), text.clone()))
+        .collect();
+    let config = veltrix_config::compile(&sources).map_err(|diagnostics| {
+        let first = diagnostics
+            .first()
+            .map_or_else(String::new, |d| format!(": {}", d.message));
+        format!(
+            "the recorded configuration does not compile with this build ({} diagnostic(s){first})",
+            diagnostics.len()
+        )
+    })?;
+    Ok(Arc::new(Plan::with_secret(Arc::new(config), puzzle_secret)))
+}
+
+/// Decodes [`encode_snapshot`]'s output (either envelope), or a plain core
+/// snapshot. `plan` is the start-up plan: used unless the snapshot holds
+/// the sources of a configuration set by `POST /v1/config`, which are
+/// compiled with `plan`'s puzzle secret.
+pub fn decode_snapshot(plan: Arc<Plan>, bytes: &[u8]) -> Result<DecodedSnapshot, String> {
+    let (core_bytes, bodies, config_sources, config_history) =
+        if let Some(rest) = bytes.strip_prefix(&SNAPSHOT_ENVELOPE[..]) {
+            let envelope: Envelope2<'_> =
+                postcard::from_bytes(rest).map_err(|e| format!("snapshot is not readable: {e}"))?;
+            (
+                envelope.core,
+                Some(envelope.dead_letter_bodies.into_owned()),
+                envelope.config_sources,
+                Some(envelope.config_history),
+            )
+        } else if let Some(rest) = bytes.strip_prefix(&SNAPSHOT_ENVELOPE_1[..]) {
+            let envelope: Envelope<'_> =
+                postcard::from_bytes(rest).map_err(|e| format!("snapshot is not readable: {e}"))?;
+            (
+                envelope.core,
+                Some(envelope.dead_letter_bodies.into_owned()),
+                None,
+                None,
+            )
+        } else {
+            (bytes, None, None, None)
+        };
+    let plan = match &config_sources {
+        Some(sources) => plan_from_sources(sources, plan.puzzle_secret.clone())?,
+        None => plan,
     };
-    let envelope: Envelope<'_> =
-        postcard::from_bytes(rest).map_err(|e| format!("snapshot is not readable: {e}"))?;
     let (ingest, engine) =
-        veltrix_core::snapshot::decode(plan, envelope.core).map_err(|e| e.to_string())?;
-    let bodies = envelope.dead_letter_bodies.into_owned();
+        veltrix_core::snapshot::decode(plan, core_bytes).map_err(|e| e.to_string())?;
+    let bodies = bodies.unwrap_or_else(|| vec![None; ingest.rejected.len()]);
     if bodies.len() != ingest.rejected.len() {
         return Err(format!(
             "snapshot is not readable: {} dead letters but {} bodies",
@@ -199,7 +281,13 @@ pub fn decode_snapshot(
             bodies.len()
         ));
     }
-    Ok((ingest, engine, bodies))
+    Ok(DecodedSnapshot {
+        ingest,
+        engine,
+        dead_letter_bodies: bodies,
+        config_sources,
+        config_history,
+    })
 }
 
 /// Largest record `veltrix replay` / `verify` read (a server with a 512 MiB
@@ -239,7 +327,7 @@ pub fn open_data_dir(
 /// Applies every durable record from `from` on.
 fn replay_tail(rebuilt: &mut Rebuilt, log: &Log, from: u64) -> Result<(), ServerError> {
     let core = &mut rebuilt.core;
-    let config = core.plan.config.clone();
+    let mut config = core.plan.config.clone();
     if from > log.durable_seq() {
         return Ok(());
     }
@@ -299,7 +387,45 @@ fn replay_tail(rebuilt: &mut Rebuilt, log: &Log, from: u64) -> Result<(), Server
                     .rejected
                     .extend(rejected.into_iter().map(Into::into));
             }
-            LogRecord::Config { version } => rebuilt.last_config_version = Some(version),
+            LogRecord::Config { version } => {
+                core.config_history.push(ConfigVersion {
+                    version: version.clone(),
+                    seq,
+                });
+                rebuilt.last_config_version = Some(version);
+            }
+            LogRecord::ConfigSwitch { version, sources } => {
+                // The records before the switch must have been evaluated
+                // with the configuration that was in force when it was made
+                // (the last one the log recorded), or replaying the switch
+                // would not reproduce the state it was applied to.
+                if let Some(before) = &rebuilt.last_config_version
+                    && *before != core.plan.config.version
+                {
+                    return Err(bad(format!(
+                        "the log switches to configuration {version} here, from version {before}, but the records before it were replayed with version {}: start with the configuration that was in force before the switch (version {before}), or from a snapshot taken after it",
+                        core.plan.config.version
+                    )));
+                }
+                let plan =
+                    plan_from_sources(&sources, core.plan.puzzle_secret.clone()).map_err(&bad)?;
+                if plan.config.version != version {
+                    return Err(bad(format!(
+                        "the recorded configuration compiles to version {} but was recorded as {version}",
+                        plan.config.version
+                    )));
+                }
+                let report = veltrix_core::switch_config(&mut core.ingest, &mut core.engine, plan)
+                    .map_err(|e| bad(format!("the configuration switch no longer applies: {e}")))?;
+                core.plan = report.plan;
+                config = core.plan.config.clone();
+                core.config_sources = Some(sources);
+                core.config_history.push(ConfigVersion {
+                    version: version.clone(),
+                    seq,
+                });
+                rebuilt.last_config_version = Some(version);
+            }
             LogRecord::DeadLetters {
                 duplicates,
                 rejected,
@@ -371,6 +497,7 @@ pub fn comparable_state(core: &Core) -> Value {
         .collect();
     json!({
         "next_seq": core.ingest.next_seq,
+        "config_version": config.version,
         "dead_letter_bodies": bodies,
         "state": dump,
         "ledgers": ledgers,

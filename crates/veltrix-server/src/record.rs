@@ -4,8 +4,9 @@
 //! `postcard` encoding of a [`LogRecord`]. Records name event types, fields
 //! and currencies by *name*, not by configuration index, so a log stays
 //! readable when a new configuration reorders or adds declarations; on
-//! start-up every record is rebuilt against the current configuration, and a
-//! record that no longer fits it is a hard error naming its seq.
+//! start-up every record is rebuilt against the configuration in force at
+//! its position (the start-up one, or the last `ConfigSwitch` before it),
+//! and a record that no longer fits it is a hard error naming its seq.
 //!
 //! postcard encodes an enum variant by its position: new variants may only be
 //! appended at the end, and any other change needs a new format version.
@@ -60,6 +61,13 @@ pub enum LogRecord {
     /// `POST /v1/deadletters/replay` removed these dead letters: 0-based
     /// positions in the dead-letter list as it was just before, ascending.
     DeadLettersRemoved { positions: Vec<u64> },
+    /// `POST /v1/config` switched the engine to a new configuration at this
+    /// seq: its full sources (file name, text; in merge order) and its
+    /// version. Replay compiles the sources and calls `switch_config` here.
+    ConfigSwitch {
+        version: String,
+        sources: Vec<(String, String)>,
+    },
 }
 
 /// A dead letter with the bytes that were submitted.
@@ -305,6 +313,10 @@ gift = { type = "boolean", optional = true }
             },
             LogRecord::DeadLettersRemoved {
                 positions: vec![0, 3],
+            },
+            LogRecord::ConfigSwitch {
+                version: "0123456789abcdef".into(),
+                sources: vec![("a.toml".into(), "[currencies.coins]\n".into())],
             },
         ] {
             assert_eq!(decode(&encode(&record)).unwrap(), record);

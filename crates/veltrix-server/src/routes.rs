@@ -25,7 +25,6 @@ pub struct App {
     pub handle: Handle,
     pub body_limit: usize,
     pub max_events_per_request: usize,
-    pub config_version: String,
     /// Becomes true when the server stops (ends the live streams).
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// API keys from `[[server.api_keys]]`; empty: every route is open
@@ -120,6 +119,7 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         r("GET", "/v1/stream", Key(Read), get(get_stream)),
         r("GET", "/v1/config", Key(Admin), get(get_config)),
+        r("POST", "/v1/config", Key(Admin), post(post_config)),
         r(
             "POST",
             "/v1/config/check",
@@ -691,11 +691,14 @@ fn stream_filter(query: &[(String, String)]) -> Result<crate::stream::Filter, Ap
     Ok(filter)
 }
 
-/// `POST /v1/config/check`: TOML text, or JSON `{"files": {"name": "text"}}`
-/// for several files. Validates only: nothing changes. 200 whether or not
-/// the configuration is valid (the answer's `valid` says); 400 only when
-/// the request itself is unusable.
-async fn post_config_check(State(app): State<App>, headers: HeaderMap, body: Body) -> ApiResult {
+/// The configuration of a `POST /v1/config/check` or `POST /v1/config`
+/// body: TOML text (named `veltrix.toml`), or JSON `{"files": {"name":
+/// "text"}}` for several files, merged in the order given.
+async fn read_config_sources(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<veltrix_config::Source>, ApiError> {
     let body = read_body(body, app.body_limit).await?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -742,6 +745,15 @@ async fn post_config_check(State(app): State<App>, headers: HeaderMap, body: Bod
         })?;
         vec![veltrix_config::Source::new("veltrix.toml", text)]
     };
+    Ok(sources)
+}
+
+/// `POST /v1/config/check`: TOML text, or JSON `{"files": {"name": "text"}}`
+/// for several files. Validates only: nothing changes. 200 whether or not
+/// the configuration is valid (the answer's `valid` says); 400 only when
+/// the request itself is unusable.
+async fn post_config_check(State(app): State<App>, headers: HeaderMap, body: Body) -> ApiResult {
+    let sources = read_config_sources(&app, &headers, body).await?;
     // Compiling checks puzzle word lists against a dictionary: keep it off
     // the async workers. It never touches the engine.
     let answer = tokio::task::spawn_blocking(move || match veltrix_config::compile(&sources) {
@@ -805,8 +817,61 @@ async fn get_openapi() -> Response {
     Json(crate::openapi::document()).into_response()
 }
 
+/// `GET /v1/config`: the active version, the seq it took effect at and
+/// every version the log recorded.
 async fn get_config(State(app): State<App>) -> ApiResult {
-    ok(json!({"version": app.config_version}))
+    let answer = app
+        .handle
+        .read(|core| {
+            json!({
+                "version": core.plan.config.version,
+                "seq": core.config_history.last().map(|h| h.seq),
+                "history": core.config_history,
+            })
+        })
+        .await?;
+    ok(answer)
+}
+
+/// `POST /v1/config`: compiles the body (as `/v1/config/check`); invalid is
+/// a 422 `invalid_config` with the diagnostics; valid goes to the engine
+/// thread, which switches at the next log position and answers once the
+/// `ConfigSwitch` record is durable (409 `config_refused` when the state
+/// cannot take it; `"changed": false` for the active version).
+async fn post_config(State(app): State<App>, headers: HeaderMap, body: Body) -> ApiResult {
+    let sources = read_config_sources(&app, &headers, body).await?;
+    let pairs: Vec<(String, String)> = sources
+        .iter()
+        .map(|s| (s.name.clone(), s.text.clone()))
+        .collect();
+    let compiled = tokio::task::spawn_blocking(move || veltrix_config::compile(&sources))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "compiling the configuration failed unexpectedly",
+            )
+        })?;
+    let config = match compiled {
+        Ok(config) => std::sync::Arc::new(config),
+        Err(diagnostics) => {
+            let errors = diagnostics.len();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_config",
+                format!("the configuration is not valid ({errors} diagnostic(s)); nothing changed"),
+            )
+            .with_details(json!({ "diagnostics": diagnostics })));
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    app.handle.send(Command::ApplyConfig {
+        config,
+        sources: pairs,
+        reply,
+    })?;
+    ok(answer.await.map_err(|_| closed())??)
 }
 
 async fn get_metrics(State(app): State<App>) -> Response {

@@ -28,7 +28,7 @@ pub const MAX_STREAM_CLIENTS: usize = 1024;
 /// One server-sent event: `event: kind`, `id: seq`, `data: json`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamMessage {
-    /// `grant`, `stage_solved`, `hunt_completed` or `leaderboard`.
+    /// `grant`, `stage_solved`, `hunt_completed`, `leaderboard` or `config`.
     pub kind: &'static str,
     /// Log position of the event that caused it.
     pub seq: u64,
@@ -41,7 +41,19 @@ pub struct StreamMessage {
 pub type StreamSender = broadcast::Sender<Arc<StreamMessage>>;
 
 /// Every kind of message, for `?kinds=` filters.
-pub const KINDS: [&str; 4] = ["grant", "stage_solved", "hunt_completed", "leaderboard"];
+pub const KINDS: [&str; 5] = [
+    "grant",
+    "stage_solved",
+    "hunt_completed",
+    "leaderboard",
+    "config",
+];
+
+/// The message of a configuration switch (`POST /v1/config`) recorded at
+/// `seq`: concerns no player (a `?player=` filter leaves it out).
+pub fn config_message(seq: u64, data: serde_json::Value) -> Arc<StreamMessage> {
+    message("config", seq, &Arc::from(""), data)
+}
 
 fn message(
     kind: &'static str,

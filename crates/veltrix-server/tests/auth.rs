@@ -69,6 +69,8 @@ fn body_for(method: &str, path: &str) -> Body {
             Body::from(r#"{"currency":"coins","amount":1,"key":"k"}"#)
         }
         ("POST", "/v1/config/check") => Body::from("[events.login]\n"),
+        // The active configuration: a no-op switch.
+        ("POST", "/v1/config") => Body::from(config_text()),
         _ => Body::empty(),
     }
 }
