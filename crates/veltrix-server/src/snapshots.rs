@@ -1,20 +1,21 @@
 //! Taking snapshots without stalling ingest for the disk.
 //!
-//! The engine thread encodes the state (it owns it, and `Engine`/`Ingest`
-//! cannot be cloned outside core, so encoding is the only copy — see
-//! docs/SERVER.md) and hands the bytes to the snapshot thread, which
+//! The engine thread clones the state (it owns it; a clone costs a fraction
+//! of an encode) and hands the copy to the snapshot thread, which
 //!
-//! 1. waits until the log has made every record the snapshot covers durable
+//! 1. encodes it,
+//! 2. waits until the log has made every record the snapshot covers durable
 //!    (a snapshot must never be ahead of the log on disk: a restart would find
 //!    a log that ends before its snapshot and refuse to start),
-//! 2. writes it with `SnapshotStore::write` (temp file, fsync, rename, fsync
+//! 3. writes it with `SnapshotStore::write` (temp file, fsync, rename, fsync
 //!    the directory, keep the newest N),
-//! 3. retires the log segments that no kept snapshot needs:
+//! 4. retires the log segments that no kept snapshot needs:
 //!    `retire_before(oldest kept snapshot + 1)`, so falling back to any kept
 //!    snapshot still finds its log tail.
 //!
 //! At most one snapshot is in flight: while the thread is busy the engine
-//! does not encode another one (it tries again after its next command).
+//! does not copy another one (it tries again after its next command), so at
+//! most one extra copy of the state exists at a time.
 
 use crate::engine::Shared;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,8 +50,9 @@ pub struct Status {
 
 struct Job {
     seq: u64,
-    payload: Vec<u8>,
-    encode: Duration,
+    state: Box<crate::engine::Core>,
+    /// How long the engine thread spent copying the state.
+    copy: Duration,
 }
 
 impl Snapshotter {
@@ -94,19 +96,12 @@ impl Snapshotter {
         self.status.busy.load(Ordering::Acquire)
     }
 
-    /// Hands an encoded snapshot to the thread. Never blocks: the engine only
+    /// Hands a copy of the state to the thread. Never blocks: the engine only
     /// calls this when no snapshot is in flight.
-    pub fn submit(&mut self, seq: u64, payload: Vec<u8>, encode: Duration) {
+    pub fn submit(&mut self, seq: u64, state: Box<crate::engine::Core>, copy: Duration) {
         let Some(tx) = &self.tx else { return };
         self.status.busy.store(true, Ordering::Release);
-        if tx
-            .try_send(Job {
-                seq,
-                payload,
-                encode,
-            })
-            .is_ok()
-        {
+        if tx.try_send(Job { seq, state, copy }).is_ok() {
             self.last_seq = seq;
         } else {
             self.status.busy.store(false, Ordering::Release);
@@ -139,7 +134,15 @@ fn writer(
     status: Arc<Status>,
 ) {
     while let Ok(job) = rx.recv() {
-        let result = write_one(&job, &store, &log, &shared);
+        let started = Instant::now();
+        let payload = crate::rebuild::encode_snapshot(&job.state);
+        let encode = started.elapsed();
+        drop(job.state);
+        shared
+            .metrics
+            .snapshot_encode_seconds
+            .observe(encode.as_secs_f64());
+        let result = write_one(job.seq, &payload, &store, &log, &shared);
         match result {
             Ok(retired) => {
                 status.written_seq.store(job.seq, Ordering::Release);
@@ -147,8 +150,9 @@ fn writer(
                 shared.metrics.snapshots.inc();
                 tracing::info!(
                     seq = job.seq,
-                    bytes = job.payload.len(),
-                    encode_ms = job.encode.as_millis() as u64,
+                    bytes = payload.len(),
+                    copy_ms = job.copy.as_millis() as u64,
+                    encode_ms = encode.as_millis() as u64,
                     segments_retired = retired,
                     "wrote a snapshot"
                 );
@@ -163,16 +167,17 @@ fn writer(
 }
 
 fn write_one(
-    job: &Job,
+    seq: u64,
+    payload: &[u8],
     store: &SnapshotStore,
     log: &Log,
     shared: &Shared,
 ) -> Result<usize, String> {
     let started = Instant::now();
-    // The records up to job.seq were all handed to the log before the
+    // The records up to seq were all handed to the log before the
     // snapshot was encoded; wait for their fsync. If the log fails instead,
     // those records may never be durable and the snapshot must not exist.
-    while log.durable_seq() < job.seq {
+    while log.durable_seq() < seq {
         if let Some(e) = log.failure() {
             return Err(format!(
                 "the log failed before the snapshot's records were durable: {e}"
@@ -186,21 +191,21 @@ fn write_one(
         if started.elapsed() > Duration::from_secs(60) {
             return Err(format!(
                 "the log did not make seq {} durable within 60 s (durable seq {})",
-                job.seq,
+                seq,
                 log.durable_seq()
             ));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     store
-        .write(job.seq, &job.payload)
+        .write(seq, payload)
         .map_err(|e| format!("writing failed: {e}"))?;
     let oldest = store
         .list()
         .map_err(|e| format!("listing snapshots failed: {e}"))?
         .first()
         .copied()
-        .unwrap_or(job.seq);
+        .unwrap_or(seq);
     log.retire_before(oldest + 1)
         .map_err(|e| format!("the snapshot is written but retiring old log segments failed: {e}"))
 }
