@@ -137,6 +137,19 @@ struct Solve {
     complete_only: bool,
 }
 
+impl Solve {
+    /// The event solves stage `stage` of hunt `hunt` outright.
+    fn stage(hunt: HuntId, stage: StageIndex) -> Solve {
+        Solve {
+            hunt,
+            stage,
+            solved: true,
+            item: None,
+            complete_only: false,
+        }
+    }
+}
+
 impl Partition {
     /// Drops cached puzzle answer digests (after a configuration switch:
     /// hunt and stage indices, specs and the secret may have changed).
@@ -579,13 +592,7 @@ fn decide_hunts(
                             })
                         });
                     if hit {
-                        solves.push(Solve {
-                            hunt: h,
-                            stage: k,
-                            solved: true,
-                            item: None,
-                            complete_only: false,
-                        });
+                        solves.push(Solve::stage(h, k));
                     }
                 }
                 StageKind::Answer { sha256 } => {
@@ -594,13 +601,7 @@ fn decide_hunts(
                             veltrix_config::answer_digest(event.data[2].as_str().unwrap_or(""))
                         });
                         if digest == *sha256 {
-                            solves.push(Solve {
-                                hunt: h,
-                                stage: k,
-                                solved: true,
-                                item: None,
-                                complete_only: false,
-                            });
+                            solves.push(Solve::stage(h, k));
                         }
                     }
                 }
@@ -623,13 +624,7 @@ fn decide_hunts(
                             // Every item found but the stage unsolved: a
                             // configuration switch removed the items that
                             // were missing. Naming a found item solves it.
-                            solves.push(Solve {
-                                hunt: h,
-                                stage: k,
-                                solved: true,
-                                item: None,
-                                complete_only: false,
-                            });
+                            solves.push(Solve::stage(h, k));
                         }
                         continue;
                     }
@@ -655,13 +650,7 @@ fn decide_hunts(
                             event,
                         )
                     {
-                        solves.push(Solve {
-                            hunt: h,
-                            stage: k,
-                            solved: true,
-                            item: None,
-                            complete_only: false,
-                        });
+                        solves.push(Solve::stage(h, k));
                     }
                 }
             }

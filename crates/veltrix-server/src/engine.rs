@@ -441,19 +441,7 @@ fn ingest(
         let _ = reply.send(Ok(answer));
         return;
     }
-    let stream = (!messages.is_empty()).then(|| shared.stream.clone());
-    append(log, shared, payloads, first_seq, move |result| {
-        if result.is_ok()
-            && let Some(stream) = stream
-        {
-            // Never waits: a lagging client loses messages, not the engine
-            // time. An error only means nobody listens any more.
-            for message in messages {
-                let _ = stream.send(message);
-            }
-        }
-        let _ = reply.send(result.map(|()| answer));
-    });
+    append_then_publish(log, shared, payloads, first_seq, messages, reply, answer);
 }
 
 /// Submits the selected dead letters again through ingest, with the
@@ -619,17 +607,7 @@ fn replay_dead_letters(
         let _ = reply.send(Ok(answer));
         return;
     }
-    let stream = (!messages.is_empty()).then(|| shared.stream.clone());
-    append(log, shared, payloads, first_seq, move |result| {
-        if result.is_ok()
-            && let Some(stream) = stream
-        {
-            for message in messages {
-                let _ = stream.send(message);
-            }
-        }
-        let _ = reply.send(result.map(|()| answer));
-    });
+    append_then_publish(log, shared, payloads, first_seq, messages, reply, answer);
 }
 
 /// Switches the engine to `config` at the next seq (`POST /v1/config`):
@@ -882,6 +860,33 @@ fn spend_json(plan: &Plan, spend: &Spend) -> Value {
 /// are durable (Ok) or failed (Err). If the log refuses the append outright,
 /// the callback is dropped unanswered, so the handler's reply channel
 /// closes and it answers 503.
+/// Appends `payloads`; once they are durable, publishes the stream
+/// `messages` (so the stream shows only durable changes) and replies with
+/// `answer` (or the log's failure).
+fn append_then_publish<A: Send + 'static>(
+    log: &Log,
+    shared: &Arc<Shared>,
+    payloads: Vec<Vec<u8>>,
+    first_seq: u64,
+    messages: Vec<Arc<StreamMessage>>,
+    reply: oneshot::Sender<Result<A, ApiError>>,
+    answer: A,
+) {
+    let stream = (!messages.is_empty()).then(|| shared.stream.clone());
+    append(log, shared, payloads, first_seq, move |result| {
+        if result.is_ok()
+            && let Some(stream) = stream
+        {
+            // Never waits: a lagging client loses messages, not the engine
+            // time. An error only means nobody listens any more.
+            for message in messages {
+                let _ = stream.send(message);
+            }
+        }
+        let _ = reply.send(result.map(|()| answer));
+    });
+}
+
 fn append(
     log: &Log,
     shared: &Arc<Shared>,
