@@ -384,21 +384,16 @@ fn ingest(
         match core.ingest.submit(&core.plan, &item.bytes, line, now_ms) {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
-                payloads.push(record::encode(&record::event_record(&config, &event)));
-                let partition = core.engine.partition_of(&event.player);
-                let grants_before = core.engine.partitions[partition].grants.len();
-                let effects = core.engine.apply_event(seq, &event);
-                if streaming && !effects.is_empty() {
-                    let effects = effects.to_vec();
-                    crate::stream::messages(core, seq, partition, &effects, &mut messages);
-                }
-                for grant in &core.engine.partitions[partition].grants[grants_before..] {
-                    shared
-                        .metrics
-                        .grants
-                        .get_or_create(&[("source", grant.source.to_string())])
-                        .inc();
-                }
+                apply_accepted(
+                    core,
+                    shared,
+                    &config,
+                    seq,
+                    &event,
+                    streaming,
+                    &mut payloads,
+                    &mut messages,
+                );
                 answer.accepted += 1;
             }
             Submission::Duplicate { .. } => answer.duplicates += 1,
@@ -436,10 +431,6 @@ fn ingest(
         }));
         duplicates = 0;
         core.ingest.next_seq += 1;
-    }
-    if payloads.is_empty() {
-        let _ = reply.send(Ok(answer));
-        return;
     }
     append_then_publish(log, shared, payloads, first_seq, messages, reply, answer);
 }
@@ -546,21 +537,16 @@ fn replay_dead_letters(
         match core.ingest.submit(&core.plan, &body, dead.line, now_ms) {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
-                payloads.push(record::encode(&record::event_record(&config, &event)));
-                let partition = core.engine.partition_of(&event.player);
-                let grants_before = core.engine.partitions[partition].grants.len();
-                let effects = core.engine.apply_event(seq, &event);
-                if streaming && !effects.is_empty() {
-                    let effects = effects.to_vec();
-                    crate::stream::messages(core, seq, partition, &effects, &mut messages);
-                }
-                for grant in &core.engine.partitions[partition].grants[grants_before..] {
-                    shared
-                        .metrics
-                        .grants
-                        .get_or_create(&[("source", grant.source.to_string())])
-                        .inc();
-                }
+                apply_accepted(
+                    core,
+                    shared,
+                    &config,
+                    seq,
+                    &event,
+                    streaming,
+                    &mut payloads,
+                    &mut messages,
+                );
                 accepted += 1;
                 removed.push(position);
                 removed_json.push(json!({"index": position, "id": dead.id, "outcome": "accepted"}));
@@ -602,10 +588,6 @@ fn replay_dead_letters(
             positions: removed.iter().map(|&p| p as u64).collect(),
         }));
         core.ingest.next_seq += 1;
-    }
-    if payloads.is_empty() {
-        let _ = reply.send(Ok(answer));
-        return;
     }
     append_then_publish(log, shared, payloads, first_seq, messages, reply, answer);
 }
@@ -860,9 +842,40 @@ fn spend_json(plan: &Plan, spend: &Spend) -> Value {
 /// are durable (Ok) or failed (Err). If the log refuses the append outright,
 /// the callback is dropped unanswered, so the handler's reply channel
 /// closes and it answers 503.
+/// Handles one accepted event, for ingest and dead-letter replay alike:
+/// queues its log record, applies it to the engine, builds its stream
+/// messages (only while someone listens) and counts its grants per source.
+#[allow(clippy::too_many_arguments)]
+fn apply_accepted(
+    core: &mut Core,
+    shared: &Shared,
+    config: &veltrix_config::Config,
+    seq: u64,
+    event: &veltrix_core::Event,
+    streaming: bool,
+    payloads: &mut Vec<Vec<u8>>,
+    messages: &mut Vec<Arc<StreamMessage>>,
+) {
+    payloads.push(record::encode(&record::event_record(config, event)));
+    let partition = core.engine.partition_of(&event.player);
+    let grants_before = core.engine.partitions[partition].grants.len();
+    let effects = core.engine.apply_event(seq, event);
+    if streaming && !effects.is_empty() {
+        let effects = effects.to_vec();
+        crate::stream::messages(core, seq, partition, &effects, messages);
+    }
+    for grant in &core.engine.partitions[partition].grants[grants_before..] {
+        shared
+            .metrics
+            .grants
+            .get_or_create(&[("source", grant.source.to_string())])
+            .inc();
+    }
+}
+
 /// Appends `payloads`; once they are durable, publishes the stream
 /// `messages` (so the stream shows only durable changes) and replies with
-/// `answer` (or the log's failure).
+/// `answer` (or the log's failure). With nothing to log, replies at once.
 fn append_then_publish<A: Send + 'static>(
     log: &Log,
     shared: &Arc<Shared>,
@@ -872,6 +885,10 @@ fn append_then_publish<A: Send + 'static>(
     reply: oneshot::Sender<Result<A, ApiError>>,
     answer: A,
 ) {
+    if payloads.is_empty() {
+        let _ = reply.send(Ok(answer));
+        return;
+    }
     let stream = (!messages.is_empty()).then(|| shared.stream.clone());
     append(log, shared, payloads, first_seq, move |result| {
         if result.is_ok()

@@ -3,53 +3,17 @@
 //! `GET /openapi.json`.
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
-use tower::ServiceExt;
 use veltrix_core::Plan;
 use veltrix_server::{Server, ServerOptions};
+
+mod common;
+use common::{call, open};
 
 const CONFIG_A: &str = "[events.login]\n[rules.hello]\non = \"login\"\nreward = { points = 1 }\n";
 const CONFIG_B: &str = "[events.login]\n[rules.hello]\non = \"login\"\nreward = { points = 1 }\n\
 [events.bonus]\nfields = { amount = \"integer\" }\n[rules.bonus]\non = \"bonus\"\nreward = { points = 5 }\n";
-
-fn open(dir: &Path, text: &str, snapshots: bool) -> Server {
-    let config = veltrix_config::compile(&[veltrix_config::Source::new("veltrix.toml", text)])
-        .expect("valid");
-    let mut options = ServerOptions::new(dir);
-    options.snapshot_every = snapshots.then_some(1_000_000);
-    Server::open(Arc::new(Plan::new(Arc::new(config))), options).unwrap()
-}
-
-async fn call(
-    router: &Router,
-    method: &str,
-    uri: &str,
-    body: Option<(&str, &str)>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    let body = match body {
-        Some((content_type, text)) => {
-            request = request.header(header::CONTENT_TYPE, content_type);
-            Body::from(text.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
-    (status, value)
-}
 
 async fn replay(router: &Router, body: &str) -> Value {
     let (status, value) = call(

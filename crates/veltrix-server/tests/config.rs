@@ -4,15 +4,16 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::Arc;
 use tower::ServiceExt;
-use veltrix_core::Plan;
 use veltrix_server::rebuild::{Source, comparable_state, rebuild};
 use veltrix_server::{Server, ServerOptions};
+
+mod common;
+use common::{call, open, plan};
 
 const CONFIG_A: &str = "[currencies.coins]\n[currencies.gems]\n[events.login]\n[events.bonus]\n\
 [rules.hello]\non = \"login\"\nreward = { points = 1, coins = 1 }\n";
@@ -24,46 +25,8 @@ const CONFIG_B: &str = "[currencies.coins]\n[currencies.gems]\n[events.login]\n[
 const CONFIG_NO_COINS: &str = "[currencies.gems]\n[events.login]\n[events.bonus]\n\
 [rules.hello]\non = \"login\"\nreward = { points = 1 }\n";
 
-fn plan(text: &str) -> Arc<Plan> {
-    let config = veltrix_config::compile(&[veltrix_config::Source::new("veltrix.toml", text)])
-        .expect("valid");
-    Arc::new(Plan::new(Arc::new(config)))
-}
-
 fn version(text: &str) -> String {
     plan(text).config.version.clone()
-}
-
-fn open(dir: &Path, text: &str, snapshots: bool) -> Server {
-    let mut options = ServerOptions::new(dir);
-    options.snapshot_every = snapshots.then_some(1_000_000);
-    Server::open(plan(text), options).unwrap()
-}
-
-async fn call(
-    router: &Router,
-    method: &str,
-    uri: &str,
-    body: Option<(&str, &str)>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    let body = match body {
-        Some((content_type, text)) => {
-            request = request.header(header::CONTENT_TYPE, content_type);
-            Body::from(text.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
-    (status, value)
 }
 
 async fn event(router: &Router, id: &str, kind: &str) {

@@ -1,0 +1,55 @@
+//! Helpers shared by the server's admin and configuration tests: a server on
+//! a configuration given as text, and one JSON request through its router.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+use veltrix_core::Plan;
+use veltrix_server::{Server, ServerOptions};
+
+pub fn plan(text: &str) -> Arc<Plan> {
+    let config = veltrix_config::compile(&[veltrix_config::Source::new("veltrix.toml", text)])
+        .expect("valid");
+    Arc::new(Plan::new(Arc::new(config)))
+}
+
+/// A server on `dir`; with `snapshots`, one is taken at shutdown only.
+pub fn open(dir: &Path, text: &str, snapshots: bool) -> Server {
+    let mut options = ServerOptions::new(dir);
+    options.snapshot_every = snapshots.then_some(1_000_000);
+    Server::open(plan(text), options).unwrap()
+}
+
+/// Sends one request (with an optional `(content type, body)`); answers
+/// the status and the JSON body, failing the test when it is not JSON.
+pub async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some((content_type, text)) => {
+            request = request.header(header::CONTENT_TYPE, content_type);
+            Body::from(text.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, value)
+}
