@@ -3,7 +3,7 @@
 //! `parallel` drives the same partitions from several threads.
 
 use crate::boards::Boards;
-use crate::event::{Event, parse_event};
+use crate::event::{Event, EventError, parse_event};
 use crate::partition::{Claims, CountingClaims, Effect, Partition, SpendOutcome};
 use crate::plan::Plan;
 use std::collections::HashSet;
@@ -187,7 +187,14 @@ impl Ingest {
         line: u64,
         accept_time_ms: i64,
     ) -> Submission {
-        let parsed = parse_event(&plan.config, bytes, accept_time_ms);
+        self.admit(parse_event(&plan.config, bytes, accept_time_ms), line)
+    }
+
+    /// Deduplicates and sequences an event parsed and validated elsewhere
+    /// (by [`parse_event`] against the configuration in force, so that
+    /// parsing can run on other threads ahead of the one sequencer). A
+    /// known id is a duplicate whatever the parse said, as in `submit`.
+    pub fn admit(&mut self, parsed: Result<Event, EventError>, line: u64) -> Submission {
         let id = match &parsed {
             Ok(event) => Some(&*event.id),
             Err(error) => error.id.as_deref(),

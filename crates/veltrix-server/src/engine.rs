@@ -19,13 +19,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use veltrix_core::grant::Spend;
 use veltrix_core::player::LedgerEntry;
 use veltrix_core::{Engine, Ingest, Plan, Submission};
-use veltrix_log::Log;
+use veltrix_log::{Log, LogError};
 
 /// Everything a read sees: the plan, ingest (counts, dead letters) and the
 /// engine, as of every command applied so far.
@@ -76,6 +76,8 @@ pub type ReadFn = Box<dyn FnOnce(&Core) + Send>;
 pub enum Command {
     Ingest {
         items: Vec<Item>,
+        /// The items parsed and validated by the handler, when it did.
+        parsed: Option<Parsed>,
         reply: oneshot::Sender<Result<IngestReply, ApiError>>,
     },
     Spend {
@@ -107,6 +109,48 @@ pub struct Item {
     /// 1-based line for NDJSON bodies.
     pub line: Option<u64>,
     pub bytes: Bytes,
+}
+
+/// A request's events parsed and validated on the handler's thread, ahead
+/// of the engine thread (which only deduplicates, sequences and applies).
+/// Used only while `plan` is still the plan in force; after a configuration
+/// switch the engine thread validates the bytes again.
+pub struct Parsed {
+    pub plan: Arc<Plan>,
+    /// The acceptance time that filled a missing `ts`.
+    pub accept_time_ms: i64,
+    /// One result per item, in order.
+    pub results: Vec<Result<veltrix_core::Event, veltrix_core::EventError>>,
+    /// The log record of each valid event (it needs no seq), aligned with
+    /// `results`.
+    pub records: Vec<Option<Vec<u8>>>,
+}
+
+impl Parsed {
+    /// Parses and validates `items` against `plan`.
+    pub fn new(plan: Arc<Plan>, items: &[Item]) -> Parsed {
+        // The server may read the clock; the engine may not. The acceptance
+        // time fills a missing `ts` and is written into the log, so replay
+        // sees it.
+        let accept_time_ms = jiff::Timestamp::now().as_millisecond();
+        let results: Vec<_> = items
+            .iter()
+            .map(|item| veltrix_core::parse_event(&plan.config, &item.bytes, accept_time_ms))
+            .collect();
+        let records = results
+            .iter()
+            .map(|result| {
+                let event = result.as_ref().ok()?;
+                Some(record::encode(&record::event_record(&plan.config, event)))
+            })
+            .collect();
+        Parsed {
+            plan,
+            accept_time_ms,
+            results,
+            records,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -142,9 +186,13 @@ const REJECTIONS_PER_TALLY: usize = 1000;
 /// thread.
 pub struct Shared {
     /// Set when the log failed: state may hold writes that are not durable,
-    /// so every later write answers 503 and `/readyz` says not ready until a
-    /// restart rebuilds state from the log.
-    pub failed: AtomicBool,
+    /// so every later write is refused (507 when the disk is full, else
+    /// 503) and `/readyz` says not ready until the state is rebuilt from the
+    /// log: by the engine thread itself once space returns after a full
+    /// disk, by a restart after any other failure.
+    failed: AtomicBool,
+    /// Why, while `failed` is set.
+    failure: Mutex<Option<Failure>>,
     /// Appends handed to the log and not yet answered: (requests, bytes).
     /// The engine thread waits while the log's queue could be full, because
     /// a refused append after the engine applied its records would leave
@@ -163,6 +211,7 @@ impl Shared {
     pub fn new(queue_capacity: usize, queue_bytes: u64, metrics: Arc<Metrics>) -> Shared {
         Shared {
             failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
             inflight: Mutex::new((0, 0)),
             room: Condvar::new(),
             queue_capacity,
@@ -176,12 +225,65 @@ impl Shared {
         self.failed.load(Ordering::Acquire)
     }
 
-    fn fail(&self, why: &dyn std::fmt::Display) {
-        if !self.failed.swap(true, Ordering::AcqRel) {
+    /// Records the first failure of the log; later ones are its echoes.
+    fn fail(&self, failure: Failure) {
+        let mut slot = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
             tracing::error!(
-                error = %why,
-                "the log failed; refusing writes until restart (state may hold writes that were never acknowledged)"
+                error = %failure.message,
+                no_space = failure.no_space,
+                "the log failed; refusing writes (state may hold writes that were never acknowledged)"
             );
+            *slot = Some(failure);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn fail_log(&self, error: &LogError) {
+        self.fail(Failure::of(error));
+    }
+
+    fn fail_other(&self, why: &dyn std::fmt::Display) {
+        self.fail(Failure {
+            message: why.to_string(),
+            no_space: false,
+            recoverable: false,
+        });
+    }
+
+    fn failure(&self) -> Option<Failure> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn clear_failure(&self) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.failed.store(false, Ordering::Release);
+    }
+
+    /// The answer to a write while the log is failed: 507 when the disk is
+    /// full, else 503; both say what failed and what happens next.
+    pub fn refusal(&self) -> ApiError {
+        match self.failure() {
+            Some(failure) if failure.no_space => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!(
+                    "the disk holding the log is full ({}); writes are refused until space is freed, and the server resumes by itself within seconds after that",
+                    failure.message
+                ),
+            ),
+            Some(failure) if failure.recoverable => ApiError::unavailable(format!(
+                "the log failed ({}); writes are refused while the server reopens it",
+                failure.message
+            )),
+            Some(failure) => ApiError::unavailable(format!(
+                "the log failed ({}); no write can be made durable until the server is restarted",
+                failure.message
+            )),
+            None => stopped(),
         }
     }
 
@@ -212,16 +314,52 @@ impl Shared {
     }
 }
 
-/// The handlers' side of the channel.
+/// Why the log failed.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub message: String,
+    /// The disk was full.
+    pub no_space: bool,
+    /// The engine thread may reopen the log and go on by itself: only for a
+    /// full disk seen by a write. After a failed fsync the kernel may have
+    /// dropped pages it reported written, so only a restart (which reads
+    /// the files from disk) may trust the log again.
+    pub recoverable: bool,
+}
+
+impl Failure {
+    fn of(error: &LogError) -> Failure {
+        let cause = match error {
+            LogError::Failed { cause } => cause.as_ref(),
+            other => other,
+        };
+        let recoverable = matches!(cause, LogError::NoSpace { op, .. } if !op.contains("sync"));
+        Failure {
+            message: cause.to_string(),
+            no_space: error.is_no_space(),
+            recoverable,
+        }
+    }
+}
+
+/// The state, shared by the engine thread (the only writer) and readers.
+pub type SharedCore = Arc<RwLock<Core>>;
+
+/// The handlers' side of the channel, and the state for reads.
 #[derive(Clone)]
 pub struct Handle {
     tx: SyncSender<(Instant, Command)>,
+    core: SharedCore,
     pub shared: Arc<Shared>,
 }
 
 impl Handle {
-    pub fn new(tx: SyncSender<(Instant, Command)>, shared: Arc<Shared>) -> Handle {
-        Handle { tx, shared }
+    pub fn new(
+        tx: SyncSender<(Instant, Command)>,
+        shared: Arc<Shared>,
+        core: SharedCore,
+    ) -> Handle {
+        Handle { tx, core, shared }
     }
 
     /// Queues a command without waiting: a full queue is 429, a stopped
@@ -240,6 +378,22 @@ impl Handle {
         }
     }
 
+    /// True when the engine queue has room: queues a no-op (which takes a
+    /// slot only until the engine thread reaches it).
+    pub fn queue_has_room(&self) -> Result<bool, ApiError> {
+        match self
+            .tx
+            .try_send((Instant::now(), Command::Read(Box::new(|_| {}))))
+        {
+            Ok(()) => {
+                self.shared.metrics.queue_depth.inc();
+                Ok(true)
+            }
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Disconnected(_)) => Err(stopped()),
+        }
+    }
+
     /// Blocking send, for shutdown only (never from a handler).
     pub fn send_blocking(&self, command: Command) {
         if self.tx.send((Instant::now(), command)).is_ok() {
@@ -247,17 +401,20 @@ impl Handle {
         }
     }
 
-    /// Runs `read` on the engine thread and awaits its result.
+    /// Runs `read` on the current state, on the caller's thread. The engine
+    /// thread holds the write lock for one command at a time, so a read
+    /// waits at most for the command being applied, never for the queue.
+    /// Every write is applied before it is acknowledged, so a read that
+    /// starts after an acknowledgement sees that write.
     pub async fn read<T, F>(&self, read: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Core) -> T + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Read(Box::new(move |core| {
-            let _ = tx.send(read(core));
-        })))?;
-        rx.await.map_err(|_| stopped())
+        // A poisoned lock means the engine thread panicked mid-command: the
+        // state may be half-applied, so refuse rather than serve it.
+        let core = self.core.read().map_err(|_| stopped())?;
+        Ok(read(&core))
     }
 }
 
@@ -265,81 +422,265 @@ fn stopped() -> ApiError {
     ApiError::unavailable("the engine stopped (server shutting down, or the log failed)")
 }
 
-fn log_failed() -> ApiError {
-    ApiError::unavailable(
-        "the log failed; no write can be made durable until the server is restarted",
-    )
+/// How often the engine thread tries to reopen a log that failed because
+/// the disk was full.
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes the engine thread writes (and removes) to see whether space has
+/// returned before it reopens a failed log.
+const SPACE_PROBE_BYTES: usize = 1 << 20;
+
+/// What the engine thread needs to reopen the data directory after the log
+/// failed: the same inputs `Server::open` used.
+pub struct Reopen {
+    pub plan: Arc<Plan>,
+    pub options: crate::ServerOptions,
+    pub storage: Arc<dyn veltrix_log::Storage>,
+    pub snapshot_status: Option<Arc<crate::snapshots::Status>>,
 }
 
 /// The engine thread's loop. Returns when told to shut down or when every
 /// sender is gone, then takes a last snapshot (if one is configured and the
 /// log has not failed), waits for it, and closes the log (which flushes and
 /// answers every queued append).
+///
+/// While the log is failed because the disk filled up, it tries every
+/// [`RECOVERY_INTERVAL`] to reopen the data directory (see
+/// [`try_recover`]); writes are refused meanwhile and reads see the state
+/// as it was.
 pub fn run(
-    mut core: Core,
+    core: SharedCore,
     log: Arc<Log>,
     rx: Receiver<(Instant, Command)>,
     shared: Arc<Shared>,
-    mut snapshotter: Option<Snapshotter>,
+    snapshotter: Option<Snapshotter>,
+    reopen: Reopen,
 ) {
-    let metrics = shared.metrics.clone();
-    metrics.last_seq.set(log.last_seq() as i64);
-    while let Ok((enqueued, command)) = rx.recv() {
-        metrics.queue_depth.dec();
-        metrics
-            .queue_wait_seconds
-            .observe(enqueued.elapsed().as_secs_f64());
-        match command {
-            Command::Shutdown => break,
-            Command::Read(read) => read(&core),
-            Command::Ingest { items, reply } => ingest(&mut core, &log, &shared, items, reply),
-            Command::Spend {
-                player,
-                request,
-                reply,
-            } => spend(&mut core, &log, &shared, &player, request, reply),
-            Command::ReplayDeadLetters { selection, reply } => {
-                replay_dead_letters(&mut core, &log, &shared, selection, reply)
+    let mut thread = EngineThread {
+        core,
+        log: Some(log),
+        shared,
+        snapshotter,
+        reopen,
+    };
+    let metrics = thread.shared.metrics.clone();
+    if let Some(log) = &thread.log {
+        metrics.last_seq.set(log.last_seq() as i64);
+    }
+    let mut next_recovery = Instant::now();
+    loop {
+        let received = if thread.shared.is_failed() {
+            match rx.recv_timeout(RECOVERY_INTERVAL) {
+                Ok(received) => Some(received),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            Command::ApplyConfig {
-                config,
-                sources,
-                reply,
-            } => apply_config(&mut core, &log, &shared, config, sources, reply),
+        } else {
+            match rx.recv() {
+                Ok(received) => Some(received),
+                Err(_) => break,
+            }
+        };
+        if let Some((enqueued, command)) = received {
+            metrics.queue_depth.dec();
+            metrics
+                .queue_wait_seconds
+                .observe(enqueued.elapsed().as_secs_f64());
+            if matches!(command, Command::Shutdown) {
+                break;
+            }
+            thread.dispatch(command);
         }
-        metrics.last_seq.set(core.ingest.next_seq as i64 - 1);
-        if let Some(snapshotter) = &mut snapshotter
-            && snapshotter.due(core.ingest.next_seq - 1)
-        {
-            take_snapshot(&core, &shared, snapshotter);
+        if thread.shared.is_failed() && Instant::now() >= next_recovery {
+            next_recovery = Instant::now() + RECOVERY_INTERVAL;
+            thread.try_recover();
         }
     }
     // Commands still queued are dropped with their reply senders: their
     // handlers answer 503.
     drop(rx);
-    if let Some(mut snapshotter) = snapshotter {
-        if core.ingest.next_seq - 1 > snapshotter.last_seq {
-            // The previous snapshot may still be in flight; wait for it so
-            // this one is not skipped.
-            while snapshotter.busy() && !shared.is_failed() {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            take_snapshot(&core, &shared, &mut snapshotter);
-        }
-        snapshotter.finish();
-    }
-    let log = match Arc::try_unwrap(log) {
-        Ok(log) => log,
-        Err(_) => {
-            tracing::error!("the log is still shared at shutdown; it closes when dropped");
+    thread.finish();
+}
+
+/// The engine thread's own state.
+struct EngineThread {
+    core: SharedCore,
+    /// `None` only between closing a failed log and reopening it.
+    log: Option<Arc<Log>>,
+    shared: Arc<Shared>,
+    snapshotter: Option<Snapshotter>,
+    reopen: Reopen,
+}
+
+impl EngineThread {
+    fn dispatch(&mut self, command: Command) {
+        let shared = &self.shared;
+        let Some(log) = self.log.clone() else {
+            refuse(command, shared);
+            return;
+        };
+        if let Command::Read(read) = command {
+            read(&self.core.read().unwrap_or_else(|e| e.into_inner()));
             return;
         }
-    };
-    if let Err(e) = log.close() {
-        tracing::error!(error = %e, "closing the log failed");
-    } else {
-        tracing::info!("log closed");
+        let mut core = self.core.write().unwrap_or_else(|e| e.into_inner());
+        match command {
+            Command::Shutdown | Command::Read(_) => {}
+            Command::Ingest {
+                items,
+                parsed,
+                reply,
+            } => ingest(&mut core, &log, shared, items, parsed, reply),
+            Command::Spend {
+                player,
+                request,
+                reply,
+            } => spend(&mut core, &log, shared, &player, request, reply),
+            Command::ReplayDeadLetters { selection, reply } => {
+                replay_dead_letters(&mut core, &log, shared, selection, reply)
+            }
+            Command::ApplyConfig {
+                config,
+                sources,
+                reply,
+            } => apply_config(&mut core, &log, shared, config, sources, reply),
+        }
+        let covered = core.ingest.next_seq - 1;
+        shared.metrics.last_seq.set(covered as i64);
+        drop(core);
+        if let Some(snapshotter) = &mut self.snapshotter
+            && snapshotter.due(covered)
+        {
+            let core = self.core.read().unwrap_or_else(|e| e.into_inner());
+            take_snapshot(&core, shared, snapshotter);
+        }
     }
+
+    /// After the log failed on a full disk: once a probe write shows free
+    /// space, closes the failed log (answering its queued appends with the
+    /// refusal), reopens the data directory as start-up does (recovery cuts
+    /// a torn tail), rebuilds the state from the snapshot and the log, and
+    /// takes writes again. The state then holds exactly what is durable:
+    /// writes applied but never acknowledged are gone (their clients saw an
+    /// error, and retrying is safe).
+    fn try_recover(&mut self) {
+        let Some(failure) = self.shared.failure() else {
+            return;
+        };
+        if !failure.recoverable {
+            return;
+        }
+        let probe = self.reopen.options.data_dir.join(".veltrix-space-probe");
+        if let Err(e) = probe_space(self.reopen.storage.as_ref(), &probe) {
+            tracing::debug!(error = %e, "no space yet");
+            return;
+        }
+        if let Some(mut snapshotter) = self.snapshotter.take() {
+            snapshotter.finish();
+        }
+        if let Some(log) = self.log.take() {
+            match Arc::try_unwrap(log) {
+                // Err is the failure we know about.
+                Ok(log) => drop(log.close()),
+                Err(log) => {
+                    tracing::error!("the failed log is still shared; cannot reopen it");
+                    self.log = Some(log);
+                    return;
+                }
+            }
+        }
+        let started = Instant::now();
+        let opened = match crate::open_state(
+            self.reopen.plan.clone(),
+            &self.reopen.options,
+            self.reopen.storage.clone(),
+            &self.shared.metrics,
+        ) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::error!(error = %e, "reopening the data directory failed; retrying");
+                return;
+            }
+        };
+        let log = Arc::new(opened.log);
+        if let Some(every) = self.reopen.options.snapshot_every {
+            match Snapshotter::start(
+                opened.store,
+                log.clone(),
+                self.shared.clone(),
+                every,
+                opened.snapshot_seq.unwrap_or(0),
+                self.reopen.snapshot_status.clone(),
+            ) {
+                Ok(snapshotter) => self.snapshotter = Some(snapshotter),
+                Err(e) => tracing::error!(error = %e, "cannot restart the snapshot thread"),
+            }
+        }
+        let last_seq = opened.core.ingest.next_seq - 1;
+        *self.core.write().unwrap_or_else(|e| e.into_inner()) = opened.core;
+        self.log = Some(log);
+        self.shared.metrics.last_seq.set(last_seq as i64);
+        self.shared.metrics.log_recoveries.inc();
+        self.shared.clear_failure();
+        tracing::info!(
+            last_seq,
+            records_replayed = opened.records_replayed,
+            torn_tail_cut = opened.recovery.torn_tail.is_some(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "space returned: reopened the log and rebuilt the state; taking writes again"
+        );
+    }
+
+    fn finish(mut self) {
+        if let Some(mut snapshotter) = self.snapshotter.take() {
+            let core = self.core.read().unwrap_or_else(|e| e.into_inner());
+            if core.ingest.next_seq - 1 > snapshotter.last_seq {
+                // The previous snapshot may still be in flight; wait for it so
+                // this one is not skipped.
+                while snapshotter.busy() && !self.shared.is_failed() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                take_snapshot(&core, &self.shared, &mut snapshotter);
+            }
+            drop(core);
+            snapshotter.finish();
+        }
+        let Some(log) = self.log.take() else { return };
+        let log = match Arc::try_unwrap(log) {
+            Ok(log) => log,
+            Err(_) => {
+                tracing::error!("the log is still shared at shutdown; it closes when dropped");
+                return;
+            }
+        };
+        if let Err(e) = log.close() {
+            tracing::error!(error = %e, "closing the log failed");
+        } else {
+            tracing::info!("log closed");
+        }
+    }
+}
+
+/// Answers a write with the log's refusal; runs a read on nothing (its
+/// handler answers 503). Used while no log is open.
+fn refuse(command: Command, shared: &Shared) {
+    match command {
+        Command::Ingest { reply, .. } => drop(reply.send(Err(shared.refusal()))),
+        Command::Spend { reply, .. }
+        | Command::ReplayDeadLetters { reply, .. }
+        | Command::ApplyConfig { reply, .. } => drop(reply.send(Err(shared.refusal()))),
+        Command::Read(_) | Command::Shutdown => {}
+    }
+}
+
+/// Writes, syncs and removes a small file: fails while the disk is full.
+fn probe_space(storage: &dyn veltrix_log::Storage, path: &std::path::Path) -> std::io::Result<()> {
+    let written = storage.create(path).and_then(|mut file| {
+        file.write_all(&vec![0u8; SPACE_PROBE_BYTES])?;
+        file.sync_data()
+    });
+    let removed = storage.remove(path);
+    written.and(removed)
 }
 
 /// Copies the state on this thread (a clone is several times cheaper than
@@ -361,15 +702,23 @@ fn ingest(
     log: &Log,
     shared: &Arc<Shared>,
     items: Vec<Item>,
+    parsed: Option<Parsed>,
     reply: oneshot::Sender<Result<IngestReply, ApiError>>,
 ) {
     if shared.is_failed() {
-        let _ = reply.send(Err(log_failed()));
+        let _ = reply.send(Err(shared.refusal()));
         return;
     }
-    // The server may read the clock; the engine may not. The acceptance time
-    // fills a missing `ts` and is written into the log, so replay sees it.
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+    // Parsed against the plan in force? Else (no parse, or a configuration
+    // switch since) validate here.
+    let parsed = match parsed {
+        Some(parsed)
+            if Arc::ptr_eq(&parsed.plan, &core.plan) && parsed.results.len() == items.len() =>
+        {
+            parsed
+        }
+        _ => Parsed::new(core.plan.clone(), &items),
+    };
     let first_seq = core.ingest.next_seq;
     let config = core.plan.config.clone();
     let mut answer = IngestReply::default();
@@ -379,14 +728,16 @@ fn ingest(
     // only while someone listens.
     let streaming = shared.stream.receiver_count() > 0;
     let mut messages: Vec<Arc<StreamMessage>> = Vec::new();
-    for item in items {
+    let mut grants = GrantTally::default();
+    for ((item, result), record) in items.into_iter().zip(parsed.results).zip(parsed.records) {
         let line = item.line.unwrap_or(item.index as u64 + 1);
-        match core.ingest.submit(&core.plan, &item.bytes, line, now_ms) {
+        match core.ingest.admit(result, line) {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
                 apply_accepted(
                     core,
-                    shared,
+                    &mut grants,
+                    record,
                     &config,
                     seq,
                     &event,
@@ -415,6 +766,7 @@ fn ingest(
         }
     }
     let metrics = &shared.metrics;
+    grants.record(metrics);
     metrics.events_accepted.inc_by(answer.accepted);
     metrics.events_duplicate.inc_by(answer.duplicates);
     metrics.events_rejected.inc_by(answer.rejected.len() as u64);
@@ -453,7 +805,7 @@ fn replay_dead_letters(
     reply: oneshot::Sender<Result<Value, ApiError>>,
 ) {
     if shared.is_failed() {
-        let _ = reply.send(Err(log_failed()));
+        let _ = reply.send(Err(shared.refusal()));
         return;
     }
     debug_assert_eq!(core.dead_letter_bodies.len(), core.ingest.rejected.len());
@@ -507,6 +859,7 @@ fn replay_dead_letters(
     let mut removed_json = Vec::new();
     let mut rejected = Vec::new();
     let mut skipped = Vec::new();
+    let mut grants = GrantTally::default();
     // One call's records go into one append, which the log refuses beyond
     // its queue size (and a refused append after the engine applied the
     // events would fail the server): stop at half of it. A record can be
@@ -539,7 +892,8 @@ fn replay_dead_letters(
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
                 apply_accepted(
                     core,
-                    shared,
+                    &mut grants,
+                    None,
                     &config,
                     seq,
                     &event,
@@ -571,6 +925,7 @@ fn replay_dead_letters(
             }
         }
     }
+    grants.record(&shared.metrics);
     shared.metrics.events_accepted.inc_by(accepted);
     remove_dead_letters(core, &removed);
     let answer = json!({
@@ -607,7 +962,7 @@ fn apply_config(
     reply: oneshot::Sender<Result<Value, ApiError>>,
 ) {
     if shared.is_failed() {
-        let _ = reply.send(Err(log_failed()));
+        let _ = reply.send(Err(shared.refusal()));
         return;
     }
     let previous = core.plan.config.version.clone();
@@ -705,7 +1060,7 @@ fn spend(
     reply: oneshot::Sender<Result<Value, ApiError>>,
 ) {
     if shared.is_failed() {
-        let _ = reply.send(Err(log_failed()));
+        let _ = reply.send(Err(shared.refusal()));
         return;
     }
     let decided = decide_spend(core, player, &request);
@@ -729,10 +1084,10 @@ fn spend(
     let veltrix_core::partition::SpendOutcome::Applied(index) = outcome else {
         // decide_spend checked the key and the balance with the same rules
         // as apply_spend; getting here is a bug, and the seq is now used.
-        shared.fail(&format!(
+        shared.fail_other(&format!(
             "spend check disagreed with the engine: {outcome:?}"
         ));
-        let _ = reply.send(Err(log_failed()));
+        let _ = reply.send(Err(shared.refusal()));
         return;
     };
     shared.metrics.spends.inc();
@@ -838,17 +1193,15 @@ fn spend_json(plan: &Plan, spend: &Spend) -> Value {
     })
 }
 
-/// Appends one request's records in one `append`; `done` runs once they
-/// are durable (Ok) or failed (Err). If the log refuses the append outright,
-/// the callback is dropped unanswered, so the handler's reply channel
-/// closes and it answers 503.
-/// Handles one accepted event, for ingest and dead-letter replay alike:
+/// Handles one accepted event, for ingest and dead-letter replay alike
+/// (`record` is its log record when the handler encoded it already):
 /// queues its log record, applies it to the engine, builds its stream
 /// messages (only while someone listens) and counts its grants per source.
 #[allow(clippy::too_many_arguments)]
 fn apply_accepted(
     core: &mut Core,
-    shared: &Shared,
+    grants: &mut GrantTally,
+    record: Option<Vec<u8>>,
     config: &veltrix_config::Config,
     seq: u64,
     event: &veltrix_core::Event,
@@ -856,7 +1209,7 @@ fn apply_accepted(
     payloads: &mut Vec<Vec<u8>>,
     messages: &mut Vec<Arc<StreamMessage>>,
 ) {
-    payloads.push(record::encode(&record::event_record(config, event)));
+    payloads.push(record.unwrap_or_else(|| record::encode(&record::event_record(config, event))));
     let partition = core.engine.partition_of(&event.player);
     let grants_before = core.engine.partitions[partition].grants.len();
     let effects = core.engine.apply_event(seq, event);
@@ -865,11 +1218,35 @@ fn apply_accepted(
         crate::stream::messages(core, seq, partition, &effects, messages);
     }
     for grant in &core.engine.partitions[partition].grants[grants_before..] {
-        shared
-            .metrics
-            .grants
-            .get_or_create(&[("source", grant.source.to_string())])
-            .inc();
+        grants.add(&grant.source);
+    }
+}
+
+/// Grants per source within one command, added to the metrics once at its
+/// end (a labelled counter costs a lock and an allocation per update).
+#[derive(Default)]
+struct GrantTally(Vec<(Arc<str>, u64)>);
+
+impl GrantTally {
+    fn add(&mut self, source: &Arc<str>) {
+        // Few sources per command: a linear scan over shared pointers.
+        match self
+            .0
+            .iter_mut()
+            .find(|(s, _)| Arc::ptr_eq(s, source) || s == source)
+        {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((source.clone(), 1)),
+        }
+    }
+
+    fn record(self, metrics: &Metrics) {
+        for (source, n) in self.0 {
+            metrics
+                .grants
+                .get_or_create(&[("source", source.to_string())])
+                .inc_by(n);
+        }
     }
 }
 
@@ -904,6 +1281,11 @@ fn append_then_publish<A: Send + 'static>(
     });
 }
 
+/// Appends one request's records in one `append`; `done` runs once they
+/// are durable (Ok) or failed (Err). A log that failed already answers with
+/// the refusal at once; if the log refuses the append outright, the
+/// callback is dropped unanswered, so the handler's reply channel closes
+/// and it answers 503.
 fn append(
     log: &Log,
     shared: &Arc<Shared>,
@@ -911,6 +1293,11 @@ fn append(
     first_seq: u64,
     done: impl FnOnce(Result<(), ApiError>) + Send + 'static,
 ) {
+    if let Some(error) = log.failure() {
+        shared.fail_log(&error);
+        done(Err(shared.refusal()));
+        return;
+    }
     let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     let count = payloads.len() as u64;
     shared.wait_for_room(bytes);
@@ -922,21 +1309,21 @@ fn append(
             match result {
                 Ok(_) => done(Ok(())),
                 Err(e) => {
-                    writer_shared.fail(&e);
-                    done(Err(log_failed()));
+                    writer_shared.fail_log(&e);
+                    done(Err(writer_shared.refusal()));
                 }
             }
         }),
     );
     match result {
         Ok(range) if *range.start() == first_seq && *range.end() == first_seq + count - 1 => {}
-        Ok(range) => shared.fail(&format!(
+        Ok(range) => shared.fail_other(&format!(
             "the log assigned seqs {range:?} but the engine used {first_seq}..={}",
             first_seq + count - 1
         )),
         Err(e) => {
             shared.release(bytes);
-            shared.fail(&e);
+            shared.fail_log(&e);
         }
     }
 }

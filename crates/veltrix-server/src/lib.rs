@@ -142,89 +142,47 @@ impl Server {
     /// into a fresh engine and starts the engine thread.
     pub fn open(plan: Arc<Plan>, options: ServerOptions) -> Result<Server, ServerError> {
         let metrics = Arc::new(metrics::Metrics::new());
-        let mut log_options = options.log_options();
-        let fsync = metrics.fsync_seconds.clone();
-        let previous = log_options.sync_observer.take();
-        log_options.sync_observer = Some(Arc::new(move |took: std::time::Duration| {
-            fsync.observe(took.as_secs_f64());
-            if let Some(previous) = &previous {
-                previous(took);
-            }
-        }));
-        let queue_capacity = log_options.queue_capacity;
-        let queue_bytes = log_options.queue_bytes;
         let storage = options
             .storage
             .clone()
             .unwrap_or_else(|| Arc::new(veltrix_log::FsStorage));
-        let (log, recovery) = Log::open_with(storage.clone(), &options.data_dir, log_options)
-            .map_err(|source| ServerError::Log {
-                dir: options.data_dir.display().to_string(),
-                source,
-            })?;
-        if let Some(torn) = &recovery.torn_tail {
-            tracing::warn!(
-                segment = %torn.segment.display(),
-                offset = torn.offset,
-                bytes_cut = torn.bytes_cut,
-                reason = %torn.reason,
-                "cut a torn tail off the log (an unacknowledged write interrupted by a crash)"
-            );
-        }
-        let store = SnapshotStore::open_with(
-            storage,
-            &options.data_dir,
-            SnapshotOptions {
-                keep: options.snapshot_keep.max(1),
-            },
-        )
-        .map_err(ServerError::Snapshot)?;
-        let started = std::time::Instant::now();
-        let startup_version = plan.config.version.clone();
         let keys = auth::Keys::new(&plan.config.server.api_keys);
-        let rebuilt = rebuild::rebuild(
-            plan,
-            options.partitions.max(1),
-            &log,
-            &store,
-            Source::LatestSnapshot,
-        )?;
-        tracing::info!(
-            snapshot_seq = rebuilt.snapshot_seq,
-            records_replayed = rebuilt.records_replayed,
-            last_seq = recovery.last_seq,
-            replay_ms = started.elapsed().as_millis() as u64,
-            "rebuilt the state"
-        );
-        let snapshot_seq = rebuilt.snapshot_seq;
-        let records_replayed = rebuilt.records_replayed;
-        let warnings = rebuilt.warnings();
-        let mut core = rebuilt.core;
-        let mut last_config_version = rebuilt.last_config_version;
-        if core.config_sources.is_some() && core.plan.config.version != startup_version {
-            reconcile_startup_config(&log, &mut core, &startup_version, &options)?;
-            last_config_version = Some(core.plan.config.version.clone());
-        }
-        record_config_version(&log, &mut core, last_config_version.as_deref())?;
-        let log = Arc::new(log);
-        let shared = Arc::new(engine::Shared::new(queue_capacity, queue_bytes, metrics));
+        let opened = open_state(plan.clone(), &options, storage.clone(), &metrics)?;
+        let log_options = options.log_options();
+        let shared = Arc::new(engine::Shared::new(
+            log_options.queue_capacity,
+            log_options.queue_bytes,
+            metrics,
+        ));
+        let log = Arc::new(opened.log);
         let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_capacity.max(1));
-        let snapshotter = match options.snapshot_every {
-            Some(every) => Some(snapshots::Snapshotter::start(
-                store,
+        let snapshot_status = options
+            .snapshot_every
+            .map(|_| Arc::new(snapshots::Status::default()));
+        let snapshotter = match (options.snapshot_every, &snapshot_status) {
+            (Some(every), Some(status)) => Some(snapshots::Snapshotter::start(
+                opened.store,
                 log.clone(),
                 shared.clone(),
                 every,
-                snapshot_seq.unwrap_or(0),
+                opened.snapshot_seq.unwrap_or(0),
+                Some(status.clone()),
             )?),
-            None => None,
+            _ => None,
         };
-        let snapshot_status = snapshotter.as_ref().map(|s| s.status());
+        let core = Arc::new(std::sync::RwLock::new(opened.core));
+        let reopen = engine::Reopen {
+            plan,
+            options: options.clone(),
+            storage,
+            snapshot_status: snapshot_status.clone(),
+        };
         let thread_shared = shared.clone();
+        let thread_core = core.clone();
         let thread = std::thread::Builder::new()
             .name("veltrix-engine".into())
-            .spawn(move || engine::run(core, log, rx, thread_shared, snapshotter))?;
-        let handle = Handle::new(tx, shared);
+            .spawn(move || engine::run(thread_core, log, rx, thread_shared, snapshotter, reopen))?;
+        let handle = Handle::new(tx, shared, core);
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let app = routes::App {
             closing: closing_rx,
@@ -238,15 +196,14 @@ impl Server {
             closing,
             app,
             thread: Some(thread),
-            recovery,
-            snapshot_seq,
-            records_replayed,
-            warnings,
+            recovery: opened.recovery,
+            snapshot_seq: opened.snapshot_seq,
+            records_replayed: opened.records_replayed,
+            warnings: opened.warnings,
             snapshot_status,
         })
     }
 
-    /// The axum router, with request tracing. Clones share this server.
     pub fn router(&self) -> axum::Router {
         routes::router(self.app.clone()).layer(tower_http::trace::TraceLayer::new_for_http())
     }
@@ -292,6 +249,97 @@ impl Drop for Server {
 /// applied as a new switch at the end of the log, as `POST /v1/config`
 /// would (refused → start-up error); without its sources the log's
 /// configuration stays, with a warning.
+/// The data directory opened and the state rebuilt: what start-up and the
+/// engine thread's recovery after a full disk both need.
+pub(crate) struct Opened {
+    pub log: Log,
+    pub recovery: Recovery,
+    pub store: SnapshotStore,
+    pub core: engine::Core,
+    pub snapshot_seq: Option<u64>,
+    pub records_replayed: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Opens the log (recovery cuts a torn tail) and the snapshot store, and
+/// rebuilds the state from the newest usable snapshot and the log after it;
+/// records the start-up configuration when it differs from the log's.
+pub(crate) fn open_state(
+    plan: Arc<Plan>,
+    options: &ServerOptions,
+    storage: Arc<dyn Storage>,
+    metrics: &metrics::Metrics,
+) -> Result<Opened, ServerError> {
+    let mut log_options = options.log_options();
+    let fsync = metrics.fsync_seconds.clone();
+    let previous = log_options.sync_observer.take();
+    log_options.sync_observer = Some(Arc::new(move |took: std::time::Duration| {
+        fsync.observe(took.as_secs_f64());
+        if let Some(previous) = &previous {
+            previous(took);
+        }
+    }));
+    let (log, recovery) =
+        Log::open_with(storage.clone(), &options.data_dir, log_options).map_err(|source| {
+            ServerError::Log {
+                dir: options.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+    if let Some(torn) = &recovery.torn_tail {
+        tracing::warn!(
+            segment = %torn.segment.display(),
+            offset = torn.offset,
+            bytes_cut = torn.bytes_cut,
+            reason = %torn.reason,
+            "cut a torn tail off the log (an unacknowledged write interrupted by a crash)"
+        );
+    }
+    let store = SnapshotStore::open_with(
+        storage,
+        &options.data_dir,
+        SnapshotOptions {
+            keep: options.snapshot_keep.max(1),
+        },
+    )
+    .map_err(ServerError::Snapshot)?;
+    let started = std::time::Instant::now();
+    let startup_version = plan.config.version.clone();
+    let rebuilt = rebuild::rebuild(
+        plan,
+        options.partitions.max(1),
+        &log,
+        &store,
+        Source::LatestSnapshot,
+    )?;
+    tracing::info!(
+        snapshot_seq = rebuilt.snapshot_seq,
+        records_replayed = rebuilt.records_replayed,
+        last_seq = recovery.last_seq,
+        replay_ms = started.elapsed().as_millis() as u64,
+        "rebuilt the state"
+    );
+    let snapshot_seq = rebuilt.snapshot_seq;
+    let records_replayed = rebuilt.records_replayed;
+    let warnings = rebuilt.warnings();
+    let mut core = rebuilt.core;
+    let mut last_config_version = rebuilt.last_config_version;
+    if core.config_sources.is_some() && core.plan.config.version != startup_version {
+        reconcile_startup_config(&log, &mut core, &startup_version, options)?;
+        last_config_version = Some(core.plan.config.version.clone());
+    }
+    record_config_version(&log, &mut core, last_config_version.as_deref())?;
+    Ok(Opened {
+        log,
+        recovery,
+        store,
+        core,
+        snapshot_seq,
+        records_replayed,
+        warnings,
+    })
+}
+
 fn reconcile_startup_config(
     log: &Log,
     core: &mut Core,

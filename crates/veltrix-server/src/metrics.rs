@@ -38,6 +38,8 @@ pub struct Metrics {
     pub config_switches: Counter,
     /// Time the engine thread spent encoding snapshots (ingest waits meanwhile).
     pub snapshot_encode_seconds: Histogram,
+    /// Times the engine thread reopened the log after a full disk.
+    pub log_recoveries: Counter,
 }
 
 impl Default for Metrics {
@@ -64,6 +66,7 @@ impl Metrics {
             last_seq: Gauge::default(),
             snapshots: Counter::default(),
             config_switches: Counter::default(),
+            log_recoveries: Counter::default(),
             snapshot_encode_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
             registry: Registry::default(),
         };
@@ -91,6 +94,11 @@ impl Metrics {
             "requests_overloaded",
             "Requests answered 429 because the engine queue was full",
             metrics.overloaded.clone(),
+        );
+        registry.register(
+            "log_recoveries",
+            "Times the log was reopened and the state rebuilt after the disk was full",
+            metrics.log_recoveries.clone(),
         );
         registry.register(
             "grants",

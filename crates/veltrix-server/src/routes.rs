@@ -286,8 +286,16 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             ),
         ));
     }
+    // Parse and validate here, on the handler's thread, so that the engine
+    // thread only deduplicates, sequences and applies.
+    let plan = app.handle.read(|core: &Core| core.plan.clone()).await?;
+    let parsed = Some(crate::engine::Parsed::new(plan, &items));
     let (reply, answer) = oneshot::channel();
-    app.handle.send(Command::Ingest { items, reply })?;
+    app.handle.send(Command::Ingest {
+        items,
+        parsed,
+        reply,
+    })?;
     let answer = answer.await.map_err(|_| closed())??;
     app.handle
         .shared
@@ -889,24 +897,15 @@ async fn healthz() -> ApiResult {
     ok(json!({"status": "ok"}))
 }
 
-/// Ready when the log has not failed and the engine answers a read (so a
-/// full queue also reports not ready).
+/// Ready when the log takes writes (not failed, or reopened after a full
+/// disk), the engine queue has room and the state can be read.
 async fn readyz(State(app): State<App>) -> ApiResult {
     if app.handle.shared.is_failed() {
-        return Err(ApiError::unavailable(
-            "the log failed; restart the server to rebuild state from the log",
-        ));
+        return Err(ApiError::unavailable(app.handle.shared.refusal().message));
     }
-    let next_seq = app
-        .handle
-        .read(|core: &Core| core.ingest.next_seq)
-        .await
-        .map_err(|e| {
-            if e.status == StatusCode::TOO_MANY_REQUESTS {
-                ApiError::unavailable("the engine queue is full")
-            } else {
-                e
-            }
-        })?;
+    if !app.handle.queue_has_room()? {
+        return Err(ApiError::unavailable("the engine queue is full"));
+    }
+    let next_seq = app.handle.read(|core: &Core| core.ingest.next_seq).await?;
     ok(json!({"status": "ready", "last_seq": next_seq - 1}))
 }

@@ -57,16 +57,19 @@ struct Job {
 
 impl Snapshotter {
     /// Starts the snapshot thread. `last_seq` is the seq of the snapshot the
-    /// server started from (0 if none).
+    /// server started from (0 if none). `status` is shared with an earlier
+    /// snapshot thread of the same server (after the log was reopened).
     pub fn start(
         store: SnapshotStore,
         log: Arc<Log>,
         shared: Arc<Shared>,
         every: u64,
         last_seq: u64,
+        status: Option<Arc<Status>>,
     ) -> std::io::Result<Snapshotter> {
         let (tx, rx) = sync_channel(1);
-        let status = Arc::new(Status::default());
+        let status = status.unwrap_or_default();
+        status.busy.store(false, Ordering::Release);
         status.written_seq.store(last_seq, Ordering::Release);
         let thread_status = status.clone();
         let thread = std::thread::Builder::new()

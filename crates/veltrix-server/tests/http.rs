@@ -81,6 +81,14 @@ async fn call(router: &Router, method: &str, uri: &str, body: Option<(&str, Vec<
     }
 }
 
+async fn get_text(router: &Router, uri: &str) -> String {
+    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 async fn get(router: &Router, uri: &str) -> Reply {
     call(router, "GET", uri, None).await
 }
@@ -604,6 +612,111 @@ async fn a_failed_fsync_is_503_and_not_ready_from_then_on() {
     );
 }
 
+/// A full disk refuses writes with 507 and a message that says so; reads go
+/// on; once space returns the server reopens the log by itself, keeps
+/// every acknowledged event, and takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_507_until_space_returns_then_writes_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = veltrix_log::SimStorage::new();
+    let mut options = ServerOptions::new(dir.path());
+    options.storage = Some(Arc::new(storage.clone()));
+    let server = open_with(options.clone());
+    let router = server.router();
+    let ok = post_json(
+        &router,
+        "/v1/events",
+        login("e1", "ann", "2026-12-01T09:00:00Z"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    storage.set_space_left(Some(10));
+    let full = post_json(
+        &router,
+        "/v1/events",
+        login("e2", "bob", "2026-12-01T09:00:00Z"),
+    )
+    .await;
+    assert_error(
+        &full,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+    );
+    let message = full.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("full"), "{message}");
+    let again = post_json(
+        &router,
+        "/v1/events",
+        login("e3", "cat", "2026-12-01T09:00:00Z"),
+    )
+    .await;
+    assert_error(
+        &again,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+    );
+    let spend = post_json(
+        &router,
+        "/v1/players/ann/spend",
+        json!({"currency": "coins", "amount": 1, "key": "k1"}),
+    )
+    .await;
+    assert_error(
+        &spend,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+    );
+    assert_eq!(
+        get(&router, "/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(&router, "/v1/players/ann").await.status, StatusCode::OK);
+    // Still full a recovery interval later.
+    tokio::time::sleep(veltrix_server::engine::RECOVERY_INTERVAL * 2).await;
+    assert_eq!(
+        get(&router, "/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    storage.set_space_left(None);
+    let mut ready = false;
+    for _ in 0..100 {
+        if get(&router, "/readyz").await.status == StatusCode::OK {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server did not resume after space returned");
+    let resumed = post_json(
+        &router,
+        "/v1/events",
+        login("e2", "bob", "2026-12-01T09:00:00Z"),
+    )
+    .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    assert_eq!(
+        resumed.body["accepted"], 1,
+        "the refused event was not kept: {}",
+        resumed.body
+    );
+    let metrics = get_text(&router, "/metrics").await;
+    assert!(
+        metrics.contains("veltrix_log_recoveries_total 1"),
+        "{metrics}"
+    );
+    let state = get(&router, "/v1/state").await.body;
+    drop(router);
+    drop(server);
+
+    // A restart on the same storage sees the same state.
+    let reopened = open_with(options);
+    let after = get(&reopened.router(), "/v1/state").await.body;
+    assert_eq!(after, state);
+    assert_eq!(after["events"]["accepted"], 2, "{after}");
+}
+
 #[tokio::test]
 async fn config_health_and_serving_on_a_real_socket() {
     let dir = tempfile::tempdir().unwrap();
@@ -649,14 +762,7 @@ async fn metrics_count_ingest_grants_and_fsyncs() {
         ]),
     )
     .await;
-    let request = Request::builder()
-        .uri("/metrics")
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = get_text(&router, "/metrics").await;
     for line in [
         "veltrix_events_accepted_total 1",
         "veltrix_events_duplicate_total 1",
