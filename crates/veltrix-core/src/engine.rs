@@ -159,12 +159,22 @@ pub enum Submission {
     Rejected(Rejection),
 }
 
+/// The dedup key of an event id: its 128-bit xxh3 hash. Keeping keys
+/// instead of ids holds the set to 16 bytes an id (in memory and in
+/// snapshots) whatever the ids' length; two distinct ids share a key with
+/// probability about n²/2¹²⁹ (below 10⁻¹⁸ for ten billion ids). The hash is
+/// fixed (no seed), so replays and snapshots agree on every machine.
+pub fn id_key(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
 /// Validation, deduplication and sequencing: everything between bytes and
 /// the log. Dedup is global (an id is a duplicate whatever player it names),
 /// so it lives here, before events are split by player.
 #[derive(Clone, Default)]
 pub struct Ingest {
-    pub(crate) seen: FastSet<Arc<str>>,
+    /// The [`id_key`] of every accepted id.
+    pub(crate) seen: FastSet<u128>,
     pub counts: Counts,
     pub rejected: Vec<Rejection>,
     pub next_seq: u64,
@@ -199,15 +209,16 @@ impl Ingest {
             Ok(event) => Some(&*event.id),
             Err(error) => error.id.as_deref(),
         };
-        if let Some(id) = id
-            && self.seen.contains(id)
+        let key = id.map(id_key);
+        if let (Some(id), Some(key)) = (id, key)
+            && self.seen.contains(&key)
         {
             self.counts.duplicates += 1;
             return Submission::Duplicate { id: id.to_string() };
         }
         match parsed {
             Ok(event) => {
-                self.seen.insert(event.id.clone());
+                self.seen.insert(key.expect("a parsed event has an id"));
                 self.counts.accepted += 1;
                 let seq = self.next_seq;
                 self.next_seq += 1;
@@ -228,13 +239,13 @@ impl Ingest {
 
     /// Marks an id as accepted when rebuilding from the log.
     pub fn remember(&mut self, id: &str, seq: u64) {
-        self.seen.insert(id.into());
+        self.seen.insert(id_key(id));
         self.counts.accepted += 1;
         self.next_seq = self.next_seq.max(seq + 1);
     }
 
     pub fn is_known(&self, id: &str) -> bool {
-        self.seen.contains(id)
+        self.seen.contains(&id_key(id))
     }
 }
 

@@ -63,6 +63,38 @@ pub struct EventError {
     pub message: String,
 }
 
+impl EventError {
+    /// A short, stable class of the (first) problem, for counting
+    /// rejections by reason: `malformed_json`, `unknown_event_type`,
+    /// `missing_field`, `unknown_field`, `duplicate_key` or `invalid_value`.
+    pub fn reason(&self) -> &'static str {
+        rejection_reason(&self.message)
+    }
+}
+
+/// The class of a rejection message (see [`EventError::reason`]); judged on
+/// the first problem when a message lists several.
+pub fn rejection_reason(message: &str) -> &'static str {
+    let first = message.split("; ").next().unwrap_or(message);
+    if first.starts_with("malformed JSON")
+        || first.contains("(at column")
+        || first.contains("(at line")
+        || first.starts_with("expected an event object")
+    {
+        "malformed_json"
+    } else if first.contains("unknown event type") {
+        "unknown_event_type"
+    } else if first.contains(": missing") {
+        "missing_field"
+    } else if first.contains(": unknown field") {
+        "unknown_field"
+    } else if first.contains("appears twice") {
+        "duplicate_key"
+    } else {
+        "invalid_value"
+    }
+}
+
 impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

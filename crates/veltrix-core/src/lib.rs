@@ -22,7 +22,7 @@ pub mod windows;
 pub use engine::{
     Counts, Engine, Ingest, Record, Rejection, Submission, ndjson_lines, partition_of, run_ndjson,
 };
-pub use event::{Event, EventError, FieldValue, parse_event};
+pub use event::{Event, EventError, FieldValue, parse_event, rejection_reason};
 pub use plan::Plan;
 pub use reconfigure::{SwitchError, SwitchReport, check_switch, switch_config};
 pub use veltrix_config;

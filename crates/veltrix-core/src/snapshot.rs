@@ -10,7 +10,7 @@
 
 use crate::analytics::Views;
 use crate::boards::{BoardEntries, Boards};
-use crate::engine::{Counts, Engine, Ingest, Rejection};
+use crate::engine::{Counts, Engine, FastSet, Ingest, Rejection, id_key};
 use crate::partition::{CountingClaims, Partition, Resource};
 use crate::plan::Plan;
 use serde::{Deserialize, Serialize};
@@ -24,20 +24,27 @@ use std::sync::Arc;
 ///   (`Plan::retained_badges`, `Plan::retained_currencies`) after the format-1
 ///   fields, and the grant cause `Retired`. Format 1 still decodes (it has no
 ///   retained names and no retired causes).
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// - 3: the dedup set holds 128-bit keys of the accepted ids
+///   (`engine::id_key`), 16 little-endian bytes each, instead of the ids.
+///   Formats 1 and 2 still decode (their ids are keyed on loading).
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
-/// Format 2: the format-1 fields (postcard writes nested structs without
-/// framing, so the bytes start exactly like format 1) and then the names.
+/// Format 2 and later: the format-1 fields (postcard writes nested structs
+/// without framing, so the bytes start exactly like format 1) and then the
+/// names. `S` is the dedup set: ids up to format 2, [`SeenKeys`] from 3.
 #[derive(Serialize, Deserialize)]
-struct Snapshot<'a> {
+struct Snapshot<'a, S> {
     #[serde(borrow)]
-    base: SnapshotV1<'a>,
+    base: SnapshotV1<'a, S>,
     retained_badges: Vec<String>,
     retained_currencies: Vec<String>,
 }
 
+/// The dedup set of format 3: the keys' bytes end to end.
+type SeenKeys = Vec<u8>;
+
 #[derive(Serialize, Deserialize)]
-struct SnapshotV1<'a> {
+struct SnapshotV1<'a, S> {
     format: u32,
     config_version: Cow<'a, str>,
     last_seq: u64,
@@ -45,8 +52,9 @@ struct SnapshotV1<'a> {
     next_seq: u64,
     counts: Counts,
     rejected: Cow<'a, [Rejection]>,
-    /// Accepted ids, in no particular order.
-    seen: Vec<Arc<str>>,
+    /// The accepted ids (formats 1-2) or their keys (3), in no particular
+    /// order.
+    seen: S,
     partitions: Cow<'a, [Partition]>,
     claims: Vec<(Resource, u32)>,
     boards: BoardEntries,
@@ -76,7 +84,11 @@ pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
         next_seq: ingest.next_seq,
         counts: ingest.counts,
         rejected: Cow::Borrowed(&ingest.rejected),
-        seen: ingest.seen.iter().cloned().collect(),
+        seen: ingest
+            .seen
+            .iter()
+            .flat_map(|key| key.to_le_bytes())
+            .collect::<SeenKeys>(),
         partitions: Cow::Borrowed(&engine.partitions),
         claims: engine.claims.counts(),
         boards,
@@ -103,12 +115,35 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
         return Err(SnapshotError::NewerFormat { found: format });
     }
     let decode_error = |e: postcard::Error| SnapshotError::Decode(e.to_string());
-    let (snapshot, retained_badges, retained_currencies) = if format == 1 {
-        let base: SnapshotV1<'_> = postcard::from_bytes(bytes).map_err(decode_error)?;
-        (base, Vec::new(), Vec::new())
-    } else {
-        let full: Snapshot<'_> = postcard::from_bytes(bytes).map_err(decode_error)?;
-        (full.base, full.retained_badges, full.retained_currencies)
+    let (snapshot, seen, retained_badges, retained_currencies) = match format {
+        1 => {
+            let base: SnapshotV1<'_, Vec<Arc<str>>> =
+                postcard::from_bytes(bytes).map_err(decode_error)?;
+            let (base, seen) = base.keyed();
+            (base, seen, Vec::new(), Vec::new())
+        }
+        2 => {
+            let full: Snapshot<'_, Vec<Arc<str>>> =
+                postcard::from_bytes(bytes).map_err(decode_error)?;
+            let (base, seen) = full.base.keyed();
+            (base, seen, full.retained_badges, full.retained_currencies)
+        }
+        _ => {
+            let full: Snapshot<'_, SeenKeys> = postcard::from_bytes(bytes).map_err(decode_error)?;
+            let mut base = full.base;
+            let bytes = std::mem::take(&mut base.seen);
+            if bytes.len() % 16 != 0 {
+                return Err(SnapshotError::Decode(format!(
+                    "the dedup set holds {} bytes, not a whole number of 16-byte keys",
+                    bytes.len()
+                )));
+            }
+            let seen = bytes
+                .chunks_exact(16)
+                .map(|chunk| u128::from_le_bytes(chunk.try_into().expect("16 bytes")))
+                .collect();
+            (base, seen, full.retained_badges, full.retained_currencies)
+        }
     };
     if snapshot.config_version != plan.config.version {
         return Err(SnapshotError::ConfigMismatch {
@@ -128,7 +163,7 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
         ))
     };
     let mut ingest = Ingest::new();
-    ingest.seen = snapshot.seen.into_iter().collect();
+    ingest.seen = seen;
     ingest.counts = snapshot.counts;
     ingest.rejected = snapshot.rejected.into_owned();
     ingest.next_seq = snapshot.next_seq;
@@ -144,6 +179,29 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
     engine.max_ts = snapshot.max_ts;
     engine.last_seq = snapshot.last_seq;
     Ok((ingest, engine))
+}
+
+impl<'a> SnapshotV1<'a, Vec<Arc<str>>> {
+    /// A format 1-2 base with its ids turned into keys.
+    fn keyed(self) -> (SnapshotV1<'a, SeenKeys>, FastSet<u128>) {
+        let seen = self.seen.iter().map(|id| id_key(id)).collect();
+        let base = SnapshotV1 {
+            format: self.format,
+            config_version: self.config_version,
+            last_seq: self.last_seq,
+            max_ts: self.max_ts,
+            next_seq: self.next_seq,
+            counts: self.counts,
+            rejected: self.rejected,
+            seen: SeenKeys::new(),
+            partitions: self.partitions,
+            claims: self.claims,
+            boards: self.boards,
+            board_names: self.board_names,
+            views: self.views,
+        };
+        (base, seen)
+    }
 }
 
 /// The format number is the first field: a varint, readable before the rest.

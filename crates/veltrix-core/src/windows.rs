@@ -128,7 +128,9 @@ impl Series {
                 let mut running = if at == 0 { 0 } else { self.totals[at - 1] };
                 self.totals.truncate(at);
                 for v in self.values.range(at..) {
-                    running += *v as i128;
+                    // Exact: integral and below 2^53 (checked above); via
+                    // i64 because a direct f64 -> i128 cast is a slow libcall.
+                    running += i128::from(*v as i64);
                     self.totals.push_back(running);
                 }
             }
@@ -163,7 +165,7 @@ impl Series {
             return 0.0;
         }
         if !self.fractional && self.totals.len() == self.ts.len() {
-            let before = self.totals[lo] - self.values[lo] as i128;
+            let before = self.totals[lo] - i128::from(self.values[lo] as i64);
             return (self.totals[hi - 1] - before) as f64;
         }
         self.values.range(lo..hi).sum()

@@ -105,3 +105,39 @@ proptest! {
         let _ = compile(&[Source::new("random.toml", text)]);
     }
 }
+
+/// Every rejection falls in one stable class, for the server's
+/// rejected-by-reason counter.
+#[test]
+fn rejections_are_classified_by_reason() {
+    let config = compile(&[Source::new("veltrix.toml", EXAMPLE)]).expect("example compiles");
+    let cases = [
+        (r#"{"id": "e1", "player": "#, "malformed_json"),
+        (r#"[1, 2]"#, "malformed_json"),
+        (
+            r#"{"id": "e1", "player": "ann", "type": "nope"}"#,
+            "unknown_event_type",
+        ),
+        (r#"{"id": "e1", "type": "login"}"#, "missing_field"),
+        (
+            r#"{"id": "e1", "player": "ann", "type": "purchase", "data": {}}"#,
+            "missing_field",
+        ),
+        (
+            r#"{"id": "e1", "player": "ann", "type": "purchase", "data": {"amount": 1, "colour": "red"}}"#,
+            "unknown_field",
+        ),
+        (
+            r#"{"id": "e1", "id": "e2", "player": "ann", "type": "login"}"#,
+            "duplicate_key",
+        ),
+        (
+            r#"{"id": "e1", "player": "ann", "type": "purchase", "data": {"amount": "ten"}}"#,
+            "invalid_value",
+        ),
+    ];
+    for (text, reason) in cases {
+        let error = parse_event(&config, text.as_bytes(), 0).expect_err(text);
+        assert_eq!(error.reason(), reason, "{text}: {}", error.message);
+    }
+}

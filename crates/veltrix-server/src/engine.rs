@@ -770,6 +770,15 @@ fn ingest(
     metrics.events_accepted.inc_by(answer.accepted);
     metrics.events_duplicate.inc_by(answer.duplicates);
     metrics.events_rejected.inc_by(answer.rejected.len() as u64);
+    for rejected in &answer.rejected {
+        metrics
+            .rejected_by_reason
+            .get_or_create(&[(
+                "reason",
+                veltrix_core::rejection_reason(&rejected.error).to_string(),
+            )])
+            .inc();
+    }
     // Duplicates and rejections change no engine state, but their counts and
     // the dead letters must survive a restart: log them as tally records
     // (they take log positions like any record; the engine never sees them).

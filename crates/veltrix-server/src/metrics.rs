@@ -17,6 +17,8 @@ pub struct Metrics {
     pub events_accepted: Counter,
     pub events_duplicate: Counter,
     pub events_rejected: Counter,
+    /// Rejected events by reason (`veltrix_core::rejection_reason`).
+    pub rejected_by_reason: Family<SourceLabel, Counter>,
     pub spends: Counter,
     /// Requests answered 429 because the engine queue was full.
     pub overloaded: Counter,
@@ -55,6 +57,7 @@ impl Metrics {
             events_accepted: Counter::default(),
             events_duplicate: Counter::default(),
             events_rejected: Counter::default(),
+            rejected_by_reason: Family::default(),
             spends: Counter::default(),
             overloaded: Counter::default(),
             grants: Family::default(),
@@ -84,6 +87,11 @@ impl Metrics {
             "events_rejected",
             "Rejected events (failed validation) since start",
             metrics.events_rejected.clone(),
+        );
+        registry.register(
+            "events_rejected_by_reason",
+            "Rejected events since start, by reason (malformed_json, unknown_event_type, missing_field, unknown_field, duplicate_key, invalid_value)",
+            metrics.rejected_by_reason.clone(),
         );
         registry.register(
             "spends",

@@ -767,6 +767,7 @@ async fn metrics_count_ingest_grants_and_fsyncs() {
         "veltrix_events_accepted_total 1",
         "veltrix_events_duplicate_total 1",
         "veltrix_events_rejected_total 1",
+        "veltrix_events_rejected_by_reason_total{reason=\"unknown_event_type\"} 1",
         "veltrix_grants_total{source=\"rule:first_login\"} 1",
         "veltrix_log_fsync_seconds_count",
         "veltrix_ingest_request_seconds_count 1",
