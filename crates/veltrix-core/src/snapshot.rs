@@ -132,7 +132,7 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
             let full: Snapshot<'_, SeenKeys> = postcard::from_bytes(bytes).map_err(decode_error)?;
             let mut base = full.base;
             let bytes = std::mem::take(&mut base.seen);
-            if bytes.len() % 16 != 0 {
+            if !bytes.len().is_multiple_of(16) {
                 return Err(SnapshotError::Decode(format!(
                     "the dedup set holds {} bytes, not a whole number of 16-byte keys",
                     bytes.len()
