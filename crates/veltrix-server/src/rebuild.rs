@@ -72,7 +72,9 @@ pub fn rebuild(
     let mut ignored_snapshot = None;
     let mut start = None;
     if source == Source::LatestSnapshot {
+        let started = std::time::Instant::now();
         let latest = store.latest().map_err(ServerError::Snapshot)?;
+        let read_ms = started.elapsed().as_millis() as u64;
         for skipped in &latest.skipped {
             let line = format!(
                 "skipped snapshot {}: {}",
@@ -84,7 +86,16 @@ pub fn rebuild(
         }
         if let Some(snapshot) = latest.snapshot {
             match decode_snapshot(plan.clone(), &snapshot.payload) {
-                Ok(state) => start = Some((snapshot.seq, state)),
+                Ok(state) => {
+                    tracing::info!(
+                        seq = snapshot.seq,
+                        bytes = snapshot.payload.len(),
+                        read_ms,
+                        decode_ms = started.elapsed().as_millis() as u64 - read_ms,
+                        "loaded the snapshot"
+                    );
+                    start = Some((snapshot.seq, state));
+                }
                 Err(e) => {
                     let line = format!("ignored snapshot {} ({e})", snapshot.path.display());
                     tracing::warn!("{line}; replaying the whole log instead");
@@ -326,8 +337,7 @@ pub fn open_data_dir(
 
 /// Applies every durable record from `from` on.
 fn replay_tail(rebuilt: &mut Rebuilt, log: &Log, from: u64) -> Result<(), ServerError> {
-    let core = &mut rebuilt.core;
-    let mut config = core.plan.config.clone();
+    let mut config = rebuilt.core.plan.config.clone();
     if from > log.durable_seq() {
         return Ok(());
     }
@@ -335,128 +345,200 @@ fn replay_tail(rebuilt: &mut Rebuilt, log: &Log, from: u64) -> Result<(), Server
         seq: from,
         message: e.to_string(),
     })?;
-    for entry in reader {
-        let (seq, payload) = entry.map_err(|e| ServerError::Replay {
-            seq: core.ingest.next_seq,
-            message: e.to_string(),
-        })?;
-        let bad = |message: String| ServerError::Replay { seq, message };
-        match record::decode(&payload).map_err(|e| bad(e.to_string()))? {
-            LogRecord::Event {
-                id,
-                player,
-                event_type,
-                ts,
-                data,
-            } => {
-                let event = record::rebuild_event(&config, &id, &player, &event_type, ts, &data)
-                    .map_err(|e| bad(e.to_string()))?;
-                if core.ingest.is_known(&id) {
-                    return Err(bad(format!("event id {id:?} appears twice in the log")));
-                }
-                core.ingest.remember(&id, seq);
-                core.engine.apply_event(seq, &event);
-            }
-            LogRecord::Spend {
-                player,
-                currency,
-                amount,
-                key,
-            } => {
-                let Some(c) = config.currency(&currency) else {
-                    return Err(bad(format!(
-                        "spend of currency {currency:?}, which the configuration does not declare"
-                    )));
-                };
-                let outcome = core.engine.apply_spend(seq, &player, c, amount, &key);
-                if !matches!(outcome, veltrix_core::partition::SpendOutcome::Applied(_)) {
-                    return Err(bad(format!(
-                        "spend {key:?} of player {player:?} no longer applies ({outcome:?}); the configuration changed what players earned"
-                    )));
-                }
-            }
-            LogRecord::Tally {
-                duplicates,
-                rejected,
-            } => {
-                core.ingest.counts.duplicates += duplicates;
-                core.ingest.counts.rejected += rejected.len() as u64;
-                core.dead_letter_bodies
-                    .extend(std::iter::repeat_n(None, rejected.len()));
-                core.ingest
-                    .rejected
-                    .extend(rejected.into_iter().map(Into::into));
-            }
-            LogRecord::Config { version } => {
-                core.config_history.push(ConfigVersion {
-                    version: version.clone(),
-                    seq,
-                });
-                rebuilt.last_config_version = Some(version);
-            }
-            LogRecord::ConfigSwitch { version, sources } => {
-                // The records before the switch must have been evaluated
-                // with the configuration that was in force when it was made
-                // (the last one the log recorded), or replaying the switch
-                // would not reproduce the state it was applied to.
-                if let Some(before) = &rebuilt.last_config_version
-                    && *before != core.plan.config.version
-                {
-                    return Err(bad(format!(
-                        "the log switches to configuration {version} here, from version {before}, but the records before it were replayed with version {}: start with the configuration that was in force before the switch (version {before}), or from a snapshot taken after it",
-                        core.plan.config.version
-                    )));
-                }
-                let plan =
-                    plan_from_sources(&sources, core.plan.puzzle_secret.clone()).map_err(&bad)?;
-                if plan.config.version != version {
-                    return Err(bad(format!(
-                        "the recorded configuration compiles to version {} but was recorded as {version}",
-                        plan.config.version
-                    )));
-                }
-                let report = veltrix_core::switch_config(&mut core.ingest, &mut core.engine, plan)
-                    .map_err(|e| bad(format!("the configuration switch no longer applies: {e}")))?;
-                core.plan = report.plan;
-                config = core.plan.config.clone();
-                core.config_sources = Some(sources);
-                core.config_history.push(ConfigVersion {
-                    version: version.clone(),
-                    seq,
-                });
-                rebuilt.last_config_version = Some(version);
-            }
-            LogRecord::DeadLetters {
-                duplicates,
-                rejected,
-            } => {
-                core.ingest.counts.duplicates += duplicates;
-                core.ingest.counts.rejected += rejected.len() as u64;
-                for dead in rejected {
-                    core.dead_letter_bodies.push(Some(dead.body));
-                    core.ingest.rejected.push(veltrix_core::Rejection {
-                        line: dead.line,
-                        id: dead.id,
-                        error: dead.error,
-                    });
-                }
-            }
-            LogRecord::DeadLettersRemoved { positions } => {
-                let len = core.ingest.rejected.len() as u64;
-                let ascending = positions.windows(2).all(|w| w[0] < w[1]);
-                if !ascending || positions.last().is_some_and(|&p| p >= len) {
-                    return Err(bad(format!(
-                        "removes dead letters {positions:?} but the list holds {len}"
-                    )));
-                }
-                let positions: Vec<usize> = positions.iter().map(|&p| p as usize).collect();
-                crate::engine::remove_dead_letters(core, &positions);
+    // Reading, checking and decoding records runs on a second thread ahead
+    // of the one that applies them (records are independent of the
+    // configuration until applied), so a restart uses both cores.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(DECODED_BATCHES_AHEAD);
+        scope.spawn(move || decode_records(reader, from, tx));
+        for batch in rx {
+            for decoded in batch {
+                let (seq, record) = decoded?;
+                apply_record(rebuilt, &mut config, seq, record)?;
+                rebuilt.core.ingest.next_seq = seq + 1;
+                rebuilt.records_replayed += 1;
             }
         }
-        core.ingest.next_seq = seq + 1;
-        rebuilt.records_replayed += 1;
-    }
+        Ok::<(), ServerError>(())
+    })?;
+    let core = &mut rebuilt.core;
     core.ingest.next_seq = core.ingest.next_seq.max(log.durable_seq() + 1);
+    Ok(())
+}
+
+/// Batches of decoded records the decoding thread may run ahead by.
+const DECODED_BATCHES_AHEAD: usize = 8;
+const DECODED_BATCH: usize = 1024;
+
+type Decoded = Result<(u64, LogRecord), ServerError>;
+
+/// Reads and decodes records from `from` on, in batches; stops after the
+/// first error (sent like a record) or when the receiver is gone.
+fn decode_records(
+    reader: veltrix_log::LogReader,
+    from: u64,
+    tx: std::sync::mpsc::SyncSender<Vec<Decoded>>,
+) {
+    let mut next = from;
+    let mut batch = Vec::with_capacity(DECODED_BATCH);
+    for entry in reader {
+        let decoded = match entry {
+            Ok((seq, payload)) => {
+                next = seq + 1;
+                record::decode(&payload)
+                    .map(|record| (seq, record))
+                    .map_err(|e| ServerError::Replay {
+                        seq,
+                        message: e.to_string(),
+                    })
+            }
+            Err(e) => Err(ServerError::Replay {
+                seq: next,
+                message: e.to_string(),
+            }),
+        };
+        let failed = decoded.is_err();
+        batch.push(decoded);
+        if (failed || batch.len() == DECODED_BATCH)
+            && tx
+                .send(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(DECODED_BATCH),
+                ))
+                .is_err()
+        {
+            return;
+        }
+        if failed {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+}
+
+/// Applies one log record to the state being rebuilt.
+fn apply_record(
+    rebuilt: &mut Rebuilt,
+    config: &mut Arc<veltrix_config::Config>,
+    seq: u64,
+    record: LogRecord,
+) -> Result<(), ServerError> {
+    let core = &mut rebuilt.core;
+    let bad = |message: String| ServerError::Replay { seq, message };
+    match record {
+        LogRecord::Event {
+            id,
+            player,
+            event_type,
+            ts,
+            data,
+        } => {
+            let event = record::rebuild_event(config, &id, &player, &event_type, ts, &data)
+                .map_err(|e| bad(e.to_string()))?;
+            if core.ingest.is_known(&id) {
+                return Err(bad(format!("event id {id:?} appears twice in the log")));
+            }
+            core.ingest.remember(&id, seq);
+            core.engine.apply_event(seq, &event);
+        }
+        LogRecord::Spend {
+            player,
+            currency,
+            amount,
+            key,
+        } => {
+            let Some(c) = config.currency(&currency) else {
+                return Err(bad(format!(
+                    "spend of currency {currency:?}, which the configuration does not declare"
+                )));
+            };
+            let outcome = core.engine.apply_spend(seq, &player, c, amount, &key);
+            if !matches!(outcome, veltrix_core::partition::SpendOutcome::Applied(_)) {
+                return Err(bad(format!(
+                    "spend {key:?} of player {player:?} no longer applies ({outcome:?}); the configuration changed what players earned"
+                )));
+            }
+        }
+        LogRecord::Tally {
+            duplicates,
+            rejected,
+        } => {
+            core.ingest.counts.duplicates += duplicates;
+            core.ingest.counts.rejected += rejected.len() as u64;
+            core.dead_letter_bodies
+                .extend(std::iter::repeat_n(None, rejected.len()));
+            core.ingest
+                .rejected
+                .extend(rejected.into_iter().map(Into::into));
+        }
+        LogRecord::Config { version } => {
+            core.config_history.push(ConfigVersion {
+                version: version.clone(),
+                seq,
+            });
+            rebuilt.last_config_version = Some(version);
+        }
+        LogRecord::ConfigSwitch { version, sources } => {
+            // The records before the switch must have been evaluated
+            // with the configuration that was in force when it was made
+            // (the last one the log recorded), or replaying the switch
+            // would not reproduce the state it was applied to.
+            if let Some(before) = &rebuilt.last_config_version
+                && *before != core.plan.config.version
+            {
+                return Err(bad(format!(
+                    "the log switches to configuration {version} here, from version {before}, but the records before it were replayed with version {}: start with the configuration that was in force before the switch (version {before}), or from a snapshot taken after it",
+                    core.plan.config.version
+                )));
+            }
+            let plan =
+                plan_from_sources(&sources, core.plan.puzzle_secret.clone()).map_err(&bad)?;
+            if plan.config.version != version {
+                return Err(bad(format!(
+                    "the recorded configuration compiles to version {} but was recorded as {version}",
+                    plan.config.version
+                )));
+            }
+            let report = veltrix_core::switch_config(&mut core.ingest, &mut core.engine, plan)
+                .map_err(|e| bad(format!("the configuration switch no longer applies: {e}")))?;
+            core.plan = report.plan;
+            *config = core.plan.config.clone();
+            core.config_sources = Some(sources);
+            core.config_history.push(ConfigVersion {
+                version: version.clone(),
+                seq,
+            });
+            rebuilt.last_config_version = Some(version);
+        }
+        LogRecord::DeadLetters {
+            duplicates,
+            rejected,
+        } => {
+            core.ingest.counts.duplicates += duplicates;
+            core.ingest.counts.rejected += rejected.len() as u64;
+            for dead in rejected {
+                core.dead_letter_bodies.push(Some(dead.body));
+                core.ingest.rejected.push(veltrix_core::Rejection {
+                    line: dead.line,
+                    id: dead.id,
+                    error: dead.error,
+                });
+            }
+        }
+        LogRecord::DeadLettersRemoved { positions } => {
+            let len = core.ingest.rejected.len() as u64;
+            let ascending = positions.windows(2).all(|w| w[0] < w[1]);
+            if !ascending || positions.last().is_some_and(|&p| p >= len) {
+                return Err(bad(format!(
+                    "removes dead letters {positions:?} but the list holds {len}"
+                )));
+            }
+            let positions: Vec<usize> = positions.iter().map(|&p| p as usize).collect();
+            crate::engine::remove_dead_letters(core, &positions);
+        }
+    }
     Ok(())
 }
 
