@@ -1,8 +1,11 @@
-//! `veltrix bench`: a load generator for a Veltrix server. Events are
-//! generated before the clock starts (so generation is never the
-//! bottleneck: the report gives its time separately), sent as NDJSON batches
-//! over HTTP/1.1 either closed-loop (N requests in flight, as fast as the
-//! server acknowledges) or open-loop (batches scheduled at a fixed rate, and
+//! `veltrix bench`: a load generator for a Veltrix server. Events come from
+//! the shared workload generator (`crates/veltrix-workload`: Zipf players,
+//! hunt progress derived from the configuration, duplicates and invalid
+//! events) or from an NDJSON file, and are all in memory before the clock
+//! starts, so generation is never the bottleneck (the report gives the
+//! generator's own rate). They are sent as NDJSON batches over HTTP/1.1
+//! either closed-loop (N requests in flight, as fast as the server
+//! acknowledges) or open-loop (batches scheduled at a fixed rate, and
 //! latency measured from the scheduled time, so a slow server cannot hide
 //! its queueing — no coordinated omission). Without `--url` it starts a
 //! server in-process on a temporary data directory.
@@ -20,6 +23,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+// The one workload generator, shared with the engine's criterion benchmark
+// and the reference stack (bench/reference).
+use veltrix_workload as workload;
 
 pub struct BenchArgs {
     pub url: Option<String>,
@@ -29,11 +35,21 @@ pub struct BenchArgs {
     pub rate: Option<u64>,
     pub connections: usize,
     pub players: usize,
-    pub duplicate_percent: u64,
-    pub invalid_percent: u64,
+    pub duplicate_percent: f64,
+    pub invalid_percent: f64,
     pub reads_per_second: u64,
     pub server_pid: Option<u32>,
     pub json: bool,
+    pub seed: u64,
+    pub hunt_percent: f64,
+    pub zipf: f64,
+    /// Replay this NDJSON file instead of generating events.
+    pub events_file: Option<PathBuf>,
+    /// Write the generated events to this file and exit without sending.
+    pub write_events: Option<PathBuf>,
+    /// Event ids are `<prefix><n>`; default: unique to this run (so runs
+    /// against the same server do not collide).
+    pub id_prefix: Option<String>,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -51,6 +67,39 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if args.batch == 0 || args.events == 0 || args.connections == 0 || args.players == 0 {
         bail!("--events, --batch, --connections and --players must be at least 1");
     }
+    if let Some(path) = &args.write_events {
+        let generated_at = Instant::now();
+        let (bytes, counts) = generate(&args)?;
+        let seconds = generated_at.elapsed().as_secs_f64();
+        std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        let total = counts.valid + counts.duplicates + counts.invalid;
+        let summary = json!({
+            "file": path.display().to_string(),
+            "events": total,
+            "bytes": bytes.len(),
+            "valid": counts.valid,
+            "duplicates": counts.duplicates,
+            "invalid": counts.invalid,
+            "hunt_steps": counts.hunt_steps,
+            "generation_seconds": seconds,
+            "generation_events_per_second": total as f64 / seconds,
+        });
+        if args.json {
+            println!("{summary}");
+        } else {
+            println!(
+                "wrote {total} events ({} bytes) to {}: {} valid ({} hunt steps), {} duplicates, {} invalid; generated at {:.0} events/s",
+                bytes.len(),
+                path.display(),
+                counts.valid,
+                counts.hunt_steps,
+                counts.duplicates,
+                counts.invalid,
+                total as f64 / seconds
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -59,9 +108,30 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
 
 async fn run(args: BenchArgs) -> Result<ExitCode> {
     let generated_at = Instant::now();
-    let batches = generate(&args);
+    let (bytes, source) = match &args.events_file {
+        Some(path) => (
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            format!("file {}", path.display()),
+        ),
+        None => (
+            generate(&args)?.0,
+            format!(
+                "generated: seed {}, {} players Zipf({}), {} % duplicates, {} % invalid, {} % hunt steps",
+                args.seed,
+                args.players,
+                args.zipf,
+                args.duplicate_percent,
+                args.invalid_percent,
+                args.hunt_percent
+            ),
+        ),
+    };
     let generation = generated_at.elapsed();
+    let batches = split_batches(Bytes::from(bytes), args.batch);
     let total_events: u64 = batches.iter().map(|b| b.1).sum();
+    if total_events == 0 {
+        bail!("no events to send");
+    }
 
     // A server in this process, unless one was named.
     let mut local = None;
@@ -91,6 +161,7 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
         3,
     )?));
     let progress = progress_bar(total_events, args.json);
+    let own_cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let stop_reads = Arc::new(AtomicUsize::new(0));
     let reader = (args.reads_per_second > 0).then(|| {
@@ -129,6 +200,7 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
         let _ = reader.await;
     }
     progress.finish_and_clear();
+    let own_cpu_after = cpu_seconds(std::process::id());
     let cpu_after = args
         .server_pid
         .or(local.as_ref().map(|_| std::process::id()))
@@ -143,6 +215,7 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
     let accepted = counters.accepted.load(Ordering::Relaxed);
     let report = json!({
         "target": url,
+        "workload": source,
         "mode": match args.rate { None => format!("closed loop, {} requests in flight", args.connections), Some(r) => format!("open loop at {r} events/s") },
         "events_sent": total_events,
         "batch": args.batch,
@@ -157,9 +230,11 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
         "ack_latency_ms": percentiles(&acks),
         "read_latency_ms": if reads.is_empty() { Value::Null } else { percentiles(&reads) },
         "generation_seconds": generation.as_secs_f64(),
+        "generation_events_per_second": total_events as f64 / generation.as_secs_f64().max(1e-9),
         "server_cpu_seconds": match (cpu_before, cpu_after) { (Some(a), Some(b)) => json!(b - a), _ => Value::Null },
         "server_peak_rss_mb": peak_rss.map(|b| b as f64 / 1_048_576.0),
         "cpu_and_rss_include_the_load_generator": local.is_some(),
+        "load_generator_cpu_seconds": match (own_cpu_before, own_cpu_after) { (Some(a), Some(b)) if local.is_none() => json!(b - a), _ => Value::Null },
     });
     if args.json {
         println!("{report}");
@@ -178,122 +253,56 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
 
 // ---- workload ---------------------------------------------------------------
 
-/// Batches of NDJSON (body, events in it), generated up front. Players follow
-/// a Zipf(1.1) law; event types mix logins, purchases, visits, finds, answers
-/// and quests; a share of events repeat an earlier id or are invalid.
-fn generate(args: &BenchArgs) -> Vec<(Bytes, u64)> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ args.events);
-    let zipf = Zipf::new(args.players, 1.1);
-    // Ids unique to this run, so runs against the same server do not collide.
-    let run = jiff::Timestamp::now().as_millisecond();
-    let t0 = 1_796_083_200_000; // 2026-12-01T00:00:00Z, inside the example hunt
-    let mut batches = Vec::with_capacity((args.events as usize).div_ceil(args.batch));
-    let mut body = String::with_capacity(args.batch * 110);
-    let mut in_batch = 0u64;
-    for i in 0..args.events {
-        let id = if i > 0 && rng.below(100) < args.duplicate_percent {
-            format!("b{run}-{}", rng.below(i))
-        } else {
-            format!("b{run}-{i}")
-        };
-        let player = zipf.sample(&mut rng);
-        let ts = t0 + i as i64 * 20;
-        let line = if rng.below(100) < args.invalid_percent {
-            format!(
-                "{{\"id\":\"{id}\",\"player\":\"p{player}\",\"type\":\"purchase\",\"ts\":{ts},\"data\":{{\"amount\":\"ten\"}}}}"
-            )
-        } else {
-            let (kind, data) = match rng.below(100) {
-                0..30 => ("login", String::from("{}")),
-                30..50 => (
-                    "purchase",
-                    format!(
-                        "{{\"amount\":{},\"currency\":\"coins\"}}",
-                        1 + rng.below(120)
-                    ),
-                ),
-                50..70 => (
-                    "location_visited",
-                    format!(
-                        "{{\"place\":\"{}\"}}",
-                        ["harbor", "park", "pier", "lighthouse"][rng.below(4) as usize]
-                    ),
-                ),
-                70..90 => (
-                    "item_found",
-                    format!(
-                        "{{\"item\":\"{}\"}}",
-                        ["map", "key", "lantern", "feather"][rng.below(4) as usize]
-                    ),
-                ),
-                90..95 => (
-                    "answer",
-                    format!(
-                        "{{\"hunt\":\"golden_compass\",\"stage\":\"riddle\",\"answer\":\"{}\"}}",
-                        if rng.below(2) == 0 {
-                            "keyboard"
-                        } else {
-                            "piano"
-                        }
-                    ),
-                ),
-                _ => (
-                    "quest_done",
-                    format!(
-                        "{{\"quest\":\"q{}\",\"score\":{},\"hardcore\":true}}",
-                        rng.below(9),
-                        rng.below(1000)
-                    ),
-                ),
-            };
-            format!(
-                "{{\"id\":\"{id}\",\"player\":\"p{player}\",\"type\":\"{kind}\",\"ts\":{ts},\"data\":{data}}}"
-            )
-        };
-        body.push_str(&line);
-        body.push('\n');
-        in_batch += 1;
-        if in_batch == args.batch as u64 || i + 1 == args.events {
-            batches.push((Bytes::from(std::mem::take(&mut body)), in_batch));
-            in_batch = 0;
+/// The workload as one NDJSON buffer, from the configuration the server
+/// runs (the embedded example unless `--config`).
+fn generate(args: &BenchArgs) -> Result<(Vec<u8>, workload::Counts)> {
+    let config = match args.config.as_deref() {
+        Some(path) => crate::load::load_config(path)?,
+        None => crate::demo::embedded_config()?,
+    };
+    let plan = crate::cmd::plan_for(config);
+    let id_prefix = match &args.id_prefix {
+        Some(prefix) => prefix.clone(),
+        None => format!("b{}-", jiff::Timestamp::now().as_millisecond()),
+    };
+    let spec = workload::Spec {
+        events: args.events,
+        players: args.players,
+        zipf_exponent: args.zipf,
+        duplicate_percent: args.duplicate_percent,
+        invalid_percent: args.invalid_percent,
+        hunt_percent: args.hunt_percent,
+        seed: args.seed,
+        id_prefix,
+        ..workload::Spec::default()
+    };
+    let workload = workload::Workload::new(plan, spec)?;
+    Ok(workload.ndjson())
+}
+
+/// Splits NDJSON into request bodies of `batch` lines each (slices of one
+/// buffer, no copies), with the number of events in each.
+fn split_batches(bytes: Bytes, batch: usize) -> Vec<(Bytes, u64)> {
+    let mut batches = Vec::new();
+    let (mut start, mut lines, mut at) = (0, 0u64, 0);
+    while at < bytes.len() {
+        let end = bytes[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| at + i + 1);
+        if bytes[at..end].iter().any(|b| !b.is_ascii_whitespace()) {
+            lines += 1;
+        }
+        at = end;
+        if lines == batch as u64 || at == bytes.len() {
+            if lines > 0 {
+                batches.push((bytes.slice(start..at), lines));
+            }
+            start = at;
+            lines = 0;
         }
     }
     batches
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        // splitmix64: fast and good enough for a workload.
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n.max(1)
-    }
-}
-
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut total = 0.0;
-        let mut cdf: Vec<f64> = (1..=n)
-            .map(|k| {
-                total += 1.0 / (k as f64).powf(s);
-                total
-            })
-            .collect();
-        cdf.iter_mut().for_each(|c| *c /= total);
-        Zipf { cdf }
-    }
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let u = rng.below(1 << 53) as f64 / (1u64 << 53) as f64;
-        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
-    }
 }
 
 // ---- load -------------------------------------------------------------------
@@ -494,6 +503,7 @@ fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
 fn print_report(r: &Value) {
     println!("target          {}", r["target"].as_str().unwrap_or(""));
     println!("mode            {}", r["mode"].as_str().unwrap_or(""));
+    println!("workload        {}", r["workload"].as_str().unwrap_or(""));
     println!(
         "events sent     {} in {} requests of {}",
         r["events_sent"], r["requests"], r["batch"]
@@ -520,8 +530,11 @@ fn print_report(r: &Value) {
         );
     }
     println!(
-        "generation      {:.2} s before the clock started",
-        r["generation_seconds"].as_f64().unwrap_or(0.0)
+        "generation      {:.2} s before the clock started ({:.0} events/s, {:.0}x the measured rate)",
+        r["generation_seconds"].as_f64().unwrap_or(0.0),
+        r["generation_events_per_second"].as_f64().unwrap_or(0.0),
+        r["generation_events_per_second"].as_f64().unwrap_or(0.0)
+            / r["events_per_second"].as_f64().unwrap_or(1.0).max(1.0)
     );
     if !r["server_cpu_seconds"].is_null() {
         let note = if r["cpu_and_rss_include_the_load_generator"] == true {
@@ -534,6 +547,9 @@ fn print_report(r: &Value) {
             r["server_cpu_seconds"].as_f64().unwrap_or(0.0),
             r["server_peak_rss_mb"].as_f64().unwrap_or(0.0)
         );
+    }
+    if let Some(cpu) = r["load_generator_cpu_seconds"].as_f64() {
+        println!("load generator  {cpu:.2} CPU s (this process: HTTP client and reporting)");
     }
 }
 
@@ -593,4 +609,56 @@ async fn start_local_server(config: Option<&std::path::Path>) -> Result<(String,
             _dir: dir,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(events: u64) -> BenchArgs {
+        BenchArgs {
+            url: None,
+            config: None,
+            events,
+            batch: 1000,
+            rate: None,
+            connections: 1,
+            players: 500,
+            duplicate_percent: 2.0,
+            invalid_percent: 1.0,
+            reads_per_second: 0,
+            server_pid: None,
+            json: true,
+            seed: 3,
+            hunt_percent: 20.0,
+            zipf: 1.1,
+            events_file: None,
+            write_events: None,
+            id_prefix: Some("t".into()),
+        }
+    }
+
+    #[test]
+    fn batches_hold_whole_lines_and_count_them() {
+        let bytes = Bytes::from_static(b"a\nb\n\nc\nd\ne");
+        let batches = split_batches(bytes, 2);
+        let parts: Vec<(&[u8], u64)> = batches.iter().map(|(b, n)| (&b[..], *n)).collect();
+        assert_eq!(
+            parts,
+            [(&b"a\nb\n"[..], 2), (&b"\nc\nd\n"[..], 2), (&b"e"[..], 1)]
+        );
+    }
+
+    #[test]
+    fn written_events_are_the_seeded_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let mut write = args(3000);
+        write.write_events = Some(path.clone());
+        bench(write).unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(written, generate(&args(3000)).unwrap().0);
+        assert_eq!(written.iter().filter(|b| **b == b'\n').count(), 3000);
+        assert!(written.starts_with(b"{\"id\":\"t0\""));
+    }
 }

@@ -114,12 +114,30 @@ enum Command {
         connections: usize,
         #[arg(long, default_value_t = 100_000)]
         players: usize,
-        /// Percent of events repeating an earlier id.
-        #[arg(long, default_value_t = 1)]
-        duplicates: u64,
+        /// Percent of events resending a recent valid event byte for byte.
+        #[arg(long, default_value_t = 1.0)]
+        duplicates: f64,
         /// Percent of invalid events.
-        #[arg(long, default_value_t = 1)]
-        invalid: u64,
+        #[arg(long, default_value_t = 1.0)]
+        invalid: f64,
+        /// Percent of events that move the sampled player one step through a hunt.
+        #[arg(long, default_value_t = 20.0)]
+        hunt_percent: f64,
+        /// Zipf exponent of player activity.
+        #[arg(long, default_value_t = 1.1)]
+        zipf: f64,
+        /// Seed of the workload (same seed, same configuration: same bytes).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Event ids are PREFIX<n> (default: a prefix unique to this run).
+        #[arg(long)]
+        id_prefix: Option<String>,
+        /// Send the events of this NDJSON file instead of generating them.
+        #[arg(long, conflicts_with = "write_events")]
+        events_file: Option<PathBuf>,
+        /// Write the generated events to this NDJSON file and exit without sending.
+        #[arg(long)]
+        write_events: Option<PathBuf>,
         /// Leaderboard reads per second during the run (their latency is reported).
         #[arg(long, default_value_t = 0)]
         reads: u64,
@@ -229,6 +247,12 @@ fn main() -> ExitCode {
             reads,
             server_pid,
             json,
+            hunt_percent,
+            zipf,
+            seed,
+            id_prefix,
+            events_file,
+            write_events,
         } => bench::bench(bench::BenchArgs {
             url,
             config,
@@ -242,6 +266,12 @@ fn main() -> ExitCode {
             reads_per_second: reads,
             server_pid,
             json,
+            seed,
+            hunt_percent,
+            zipf,
+            events_file,
+            write_events,
+            id_prefix,
         }),
         Command::Demo {
             listen,

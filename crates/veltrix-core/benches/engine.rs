@@ -1,6 +1,7 @@
 //! Core throughput on a realistic workload: the example configuration (10
 //! rules, 2 hunts, 3 leaderboards, a view), 100,000 players with
-//! Zipf-distributed activity, a mix of every event type.
+//! Zipf-distributed activity, a mix of every event type and players
+//! progressing through the hunts (the shared `veltrix-workload` generator).
 //!
 //! Each measurement first warms an engine with 500k events (not timed), then
 //! times the next 500k, so it measures steady state with the player
@@ -9,16 +10,21 @@
 //! cargo bench -p veltrix-core --bench engine
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use veltrix_core::veltrix_config::{Source, compile};
 use veltrix_core::{Engine, Event, Ingest, Plan, Submission, ndjson_lines};
 
+// The one workload generator, shared with `veltrix bench` and the reference
+// stack (bench/reference). Included by path because veltrix-core cannot
+// list `veltrix-workload` (which depends on it) without a dev-dependency
+// cycle in its manifest; the file only needs crates veltrix-core has.
+#[allow(dead_code)]
+#[path = "../../veltrix-workload/src/lib.rs"]
+mod workload;
+
 const PLAYERS: usize = 100_000;
 const WARM: usize = 500_000;
 const MEASURED: usize = 500_000;
-const T0: i64 = 1_796_083_200_000; // 2026-12-01T00:00:00Z, inside the hunt
 
 fn plan() -> Arc<Plan> {
     let path = concat!(
@@ -30,55 +36,23 @@ fn plan() -> Arc<Plan> {
     Arc::new(Plan::new(Arc::new(config)))
 }
 
-/// Zipf(s = 1.1) over player ranks, by inverse CDF.
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut cdf = Vec::with_capacity(n);
-        let mut total = 0.0;
-        for k in 1..=n {
-            total += 1.0 / (k as f64).powf(s);
-            cdf.push(total);
-        }
-        cdf.iter_mut().for_each(|c| *c /= total);
-        Zipf { cdf }
-    }
-    fn sample(&self, rng: &mut StdRng) -> usize {
-        let u: f64 = rng.random();
-        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
-    }
-}
-
-/// NDJSON lines of a realistic event mix (about 105 bytes each).
-fn workload(count: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let zipf = Zipf::new(PLAYERS, 1.1);
-    let places = ["harbor", "park", "pier", "lighthouse"];
-    let items = ["map", "key", "lantern", "feather"];
-    (0..count)
-        .map(|i| {
-            let player = zipf.sample(&mut rng);
-            let ts = T0 + i as i64 * 20; // 50 events per second of event time
-            let kind = rng.random_range(0..100);
-            let (kind, data) = match kind {
-                0..30 => ("login", String::from("{}")),
-                30..50 => {
-                    let currency = ["coins", "gems", "usd"][rng.random_range(0..3)];
-                    ("purchase", format!("{{\"amount\":{},\"currency\":\"{currency}\"}}", rng.random_range(1..120)))
-                }
-                50..70 => ("location_visited", format!("{{\"place\":\"{}\"}}", places[rng.random_range(0..4)])),
-                70..90 => ("item_found", format!("{{\"item\":\"{}\"}}", items[rng.random_range(0..4)])),
-                90..95 => {
-                    let answer = if rng.random_bool(0.5) { "keyboard" } else { "piano" };
-                    ("answer", format!("{{\"hunt\":\"golden_compass\",\"stage\":\"riddle\",\"answer\":\"{answer}\"}}"))
-                }
-                _ => ("quest_done", format!("{{\"quest\":\"q{}\",\"score\":{},\"hardcore\":true}}", rng.random_range(0..9), rng.random_range(0..1000))),
-            };
-            format!("{{\"id\":\"e{i}\",\"player\":\"p{player}\",\"type\":\"{kind}\",\"ts\":{ts},\"data\":{data}}}").into_bytes()
-        })
+/// NDJSON lines of the shared workload (Zipf(1.1) players, hunt progress,
+/// the example's event mix), without duplicates or invalid events.
+fn workload(plan: &Arc<Plan>, count: usize, seed: u64) -> Vec<Vec<u8>> {
+    let spec = workload::Spec {
+        events: count as u64,
+        players: PLAYERS,
+        duplicate_percent: 0.0,
+        invalid_percent: 0.0,
+        seed,
+        ..workload::Spec::default()
+    };
+    let workload = workload::Workload::new(plan.clone(), spec).expect("workload");
+    let (bytes, _) = workload.ndjson();
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
         .collect()
 }
 
@@ -98,7 +72,7 @@ fn parse_all(plan: &Plan, lines: &[Vec<u8>]) -> Vec<(u64, Event)> {
 
 fn bench_engine(c: &mut Criterion) {
     let plan = plan();
-    let lines = workload(WARM + MEASURED, 7);
+    let lines = workload(&plan, WARM + MEASURED, 7);
     let events = parse_all(&plan, &lines);
     let (warm, measured) = events.split_at(WARM);
 
@@ -190,6 +164,8 @@ fn bench_engine(c: &mut Criterion) {
     });
     snapshot.finish();
 
+    rules_only(c);
+
     let mut parse = c.benchmark_group("parse");
     parse.throughput(Throughput::Elements(10_000));
     let sample: Vec<&Vec<u8>> = lines.iter().take(10_000).collect();
@@ -201,6 +177,101 @@ fn bench_engine(c: &mut Criterion) {
         })
     });
     parse.finish();
+}
+
+/// The example's events and rules without hunts, leaderboards or views, so
+/// the measurement is rule evaluation alone: windows, streaks, sequences,
+/// once/limit/cooldown and compiled conditions, plus the grants they make.
+const RULES_ONLY: &str = r#"
+[events.login]
+[events.purchase.fields]
+amount = { type = "number", min = 0 }
+currency = { type = "string", optional = true, enum = ["coins", "gems", "usd"] }
+[events.location_visited.fields]
+place = "string"
+[events.item_found.fields]
+item = { type = "string", enum = ["map", "key", "lantern", "feather"] }
+[events.quest_done]
+extra = "allow"
+[events.quest_done.fields]
+quest = { type = "string", max_len = 40 }
+score = { type = "integer", min = 0, max = 1000 }
+hardcore = { type = "boolean", optional = true }
+[currencies.coins]
+[currencies.gems]
+[rules.first_login]
+on = "login"
+once = true
+reward = { points = 10, coins = 1 }
+[rules.big_spender]
+on = "purchase"
+when = "event.amount >= 50"
+reward = { coins = 5 }
+limit = { count = 3, per = "1d" }
+[rules.loyal]
+on = "login"
+when = "streak('login', '1d') >= 7"
+reward = { badge = "loyal", gems = 1 }
+once = true
+[rules.explorer]
+sequence = ["location_visited", "item_found"]
+within = "10m"
+reward = { points = 25 }
+cooldown = "1h"
+[rules.shopaholic]
+on = "purchase"
+when = "count('purchase', '1h') >= 3 && sum('purchase', 'amount', '1h') >= 100"
+reward = { points = 50, badge = "shopaholic" }
+cooldown = "1d"
+[rules.hardcore_quester]
+on = "quest_done"
+when = "has(event.hardcore) && event.hardcore && event.score > 500"
+reward = { points = 75 }
+[rules.veteran_bonus]
+on = "quest_done"
+when = "has_badge('loyal') && player.points >= 100"
+reward = { gems = 2 }
+[rules.rich_login]
+on = "login"
+when = "player.coins >= 20 ? player.gems < 5 : false"
+reward = { gems = 1 }
+cooldown = "1d"
+[rules.gem_collector]
+on = "purchase"
+when = "has(event.currency) && event.currency == 'gems' && event.amount * 2 > 30"
+reward = { points = 20 }
+"#;
+
+fn rules_only(c: &mut Criterion) {
+    const WARM: usize = 200_000;
+    const MEASURED: usize = 200_000;
+    let config = compile(&[Source::new("rules.toml", RULES_ONLY)]).expect("valid rules");
+    let plan = Arc::new(Plan::new(Arc::new(config)));
+    let lines = workload(&plan, WARM + MEASURED, 11);
+    let events = parse_all(&plan, &lines);
+    let (warm, measured) = events.split_at(WARM);
+    let mut group = c.benchmark_group("rules");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(MEASURED as u64));
+    group.bench_function("evaluate_9_rules/100k_players", |b| {
+        b.iter_batched(
+            || {
+                let mut engine = Engine::new(plan.clone(), 1);
+                for (seq, event) in warm {
+                    engine.apply_event(*seq, event);
+                }
+                engine
+            },
+            |mut engine| {
+                for (seq, event) in measured {
+                    engine.apply_event(*seq, event);
+                }
+                engine
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_engine);
