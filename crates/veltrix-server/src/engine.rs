@@ -193,6 +193,11 @@ pub struct Shared {
     failed: AtomicBool,
     /// Why, while `failed` is set.
     failure: Mutex<Option<Failure>>,
+    /// The plan in force, for handlers that parse ahead of the engine
+    /// thread: kept outside the state's lock so that reading it never waits
+    /// for a command being applied. Set by the engine thread whenever
+    /// `Core::plan` changes.
+    plan: RwLock<Arc<Plan>>,
     /// Appends handed to the log and not yet answered: (requests, bytes).
     /// The engine thread waits while the log's queue could be full, because
     /// a refused append after the engine applied its records would leave
@@ -208,10 +213,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(queue_capacity: usize, queue_bytes: u64, metrics: Arc<Metrics>) -> Shared {
+    pub fn new(
+        queue_capacity: usize,
+        queue_bytes: u64,
+        metrics: Arc<Metrics>,
+        plan: Arc<Plan>,
+    ) -> Shared {
         Shared {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            plan: RwLock::new(plan),
             inflight: Mutex::new((0, 0)),
             room: Condvar::new(),
             queue_capacity,
@@ -219,6 +230,15 @@ impl Shared {
             metrics,
             stream: tokio::sync::broadcast::channel(crate::stream::DEFAULT_STREAM_CAPACITY).0,
         }
+    }
+
+    /// The plan in force (see `plan`).
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_plan(&self, plan: &Arc<Plan>) {
+        *self.plan.write().unwrap_or_else(|e| e.into_inner()) = plan.clone();
     }
 
     pub fn is_failed(&self) -> bool {
@@ -349,6 +369,8 @@ pub type SharedCore = Arc<RwLock<Core>>;
 #[derive(Clone)]
 pub struct Handle {
     tx: SyncSender<(Instant, Command)>,
+    /// Commands the queue holds at most.
+    capacity: usize,
     core: SharedCore,
     pub shared: Arc<Shared>,
 }
@@ -356,10 +378,28 @@ pub struct Handle {
 impl Handle {
     pub fn new(
         tx: SyncSender<(Instant, Command)>,
+        capacity: usize,
         shared: Arc<Shared>,
         core: SharedCore,
     ) -> Handle {
-        Handle { tx, core, shared }
+        Handle {
+            tx,
+            capacity,
+            core,
+            shared,
+        }
+    }
+
+    /// Refuses with 429 while the engine queue is full, before a handler
+    /// spends time on a request whose command could not be queued. (The
+    /// queue may fill between this check and the send; the send refuses
+    /// then.)
+    pub fn check_room(&self) -> Result<(), ApiError> {
+        if self.shared.metrics.queue_depth.get() >= self.capacity as i64 {
+            self.shared.metrics.overloaded.inc();
+            return Err(ApiError::overloaded());
+        }
+        Ok(())
     }
 
     /// Queues a command without waiting: a full queue is 429, a stopped
@@ -617,6 +657,7 @@ impl EngineThread {
             }
         }
         let last_seq = opened.core.ingest.next_seq - 1;
+        self.shared.set_plan(&opened.core.plan);
         *self.core.write().unwrap_or_else(|e| e.into_inner()) = opened.core;
         self.log = Some(log);
         self.shared.metrics.last_seq.set(last_seq as i64);
@@ -1004,6 +1045,7 @@ fn apply_config(
     let seq = core.ingest.next_seq;
     core.ingest.next_seq += 1;
     core.plan = report.plan.clone();
+    shared.set_plan(&core.plan);
     let version = report.to_version.clone();
     core.config_sources = Some(sources.clone());
     core.config_history.push(ConfigVersion {

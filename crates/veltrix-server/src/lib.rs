@@ -153,6 +153,7 @@ impl Server {
             log_options.queue_capacity,
             log_options.queue_bytes,
             metrics,
+            opened.core.plan.clone(),
         ));
         let log = Arc::new(opened.log);
         let (tx, rx) = std::sync::mpsc::sync_channel(options.queue_capacity.max(1));
@@ -182,12 +183,13 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("veltrix-engine".into())
             .spawn(move || engine::run(thread_core, log, rx, thread_shared, snapshotter, reopen))?;
-        let handle = Handle::new(tx, shared, core);
+        let handle = Handle::new(tx, options.queue_capacity.max(1), shared, core);
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let app = routes::App {
             closing: closing_rx,
             handle: handle.clone(),
             body_limit: options.body_limit,
+            body_budget: routes::body_budget(options.body_limit),
             max_events_per_request: options.max_events_per_request,
             keys,
         };

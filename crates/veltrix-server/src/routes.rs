@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use veltrix_config::Scope;
 use veltrix_core::analytics::{ViewQuery, dimension_name, query_view};
@@ -24,12 +25,50 @@ use veltrix_core::views;
 pub struct App {
     pub handle: Handle,
     pub body_limit: usize,
+    /// Request bodies in flight, in KiB (see [`body_budget`]).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
     pub max_events_per_request: usize,
     /// Becomes true when the server stops (ends the live streams).
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// API keys from `[[server.api_keys]]`; empty: every route is open
     /// (the server then binds loopback only).
     pub keys: Keys,
+}
+
+/// Request bodies the server holds at once: eight full-size bodies, and at
+/// least 128 MiB. A request that cannot reserve its size (its
+/// `Content-Length`, or the body limit for a chunked body of unknown size)
+/// is refused with 429 before its body is read, so memory stays bounded
+/// however many clients send large bodies at once.
+pub fn body_budget(body_limit: usize) -> Arc<tokio::sync::Semaphore> {
+    let bytes = body_limit.saturating_mul(8).max(128 << 20);
+    Arc::new(tokio::sync::Semaphore::new(kib(bytes) as usize))
+}
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// Reserves room for one request body (see [`body_budget`]); the permit is
+/// held until the request is answered.
+fn reserve_body(app: &App, body: &Body) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    // Exact when the request has a Content-Length (or is already in memory).
+    let declared = axum::body::HttpBody::size_hint(body)
+        .upper()
+        .and_then(|n| usize::try_from(n).ok());
+    if let Some(length) = declared
+        && length > app.body_limit
+    {
+        return Err(ApiError::too_large(app.body_limit));
+    }
+    let size = declared.unwrap_or(app.body_limit).max(1);
+    app.body_budget
+        .clone()
+        .try_acquire_many_owned(kib(size))
+        .map_err(|_| {
+            app.handle.shared.metrics.overloaded.inc();
+            ApiError::overloaded()
+        })
 }
 
 /// Most bytes of a spend request.
@@ -273,6 +312,9 @@ pub fn split_body(body: &Bytes, ndjson: bool) -> Result<Vec<Item>, ApiError> {
 
 async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> ApiResult {
     let started = std::time::Instant::now();
+    // Refuse cheaply, before reading or parsing anything.
+    app.handle.check_room()?;
+    let _body_room = reserve_body(&app, &body)?;
     let body = read_body(body, app.body_limit).await?;
     let items = split_body(&body, is_ndjson(&headers))?;
     if items.len() > app.max_events_per_request {
@@ -288,7 +330,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     }
     // Parse and validate here, on the handler's thread, so that the engine
     // thread only deduplicates, sequences and applies.
-    let plan = app.handle.read(|core: &Core| core.plan.clone()).await?;
+    let plan = app.handle.shared.plan();
     let parsed = Some(crate::engine::Parsed::new(plan, &items));
     let (reply, answer) = oneshot::channel();
     app.handle.send(Command::Ingest {
@@ -707,6 +749,7 @@ async fn read_config_sources(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<veltrix_config::Source>, ApiError> {
+    let _body_room = reserve_body(app, &body)?;
     let body = read_body(body, app.body_limit).await?;
     let is_json = headers
         .get(header::CONTENT_TYPE)

@@ -717,6 +717,64 @@ async fn a_full_disk_is_507_until_space_returns_then_writes_resume() {
     assert_eq!(after["events"]["accepted"], 2, "{after}");
 }
 
+/// Bodies in flight are bounded: while eight bodies of unknown size (each
+/// reserving the body limit) are still arriving, a ninth request is refused
+/// with 429 before its body is read; a body larger than the limit is 413
+/// before it is read. Room returns when the slow requests end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_in_flight_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    let limit = veltrix_server::DEFAULT_BODY_LIMIT;
+    let stalled_request = || {
+        // A body of unknown size that never arrives: the request holds its
+        // reservation (the body limit).
+        let body = Body::from_stream(futures_util::stream::pending::<
+            Result<axum::body::Bytes, std::io::Error>,
+        >());
+        Request::builder()
+            .method("POST")
+            .uri("/v1/events")
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .body(body)
+            .unwrap()
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let router = router.clone();
+        let request = stalled_request();
+        stalled.push(tokio::spawn(async move { router.oneshot(request).await }));
+    }
+    // Let the eight reserve their room.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let refused = router.clone().oneshot(stalled_request()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+
+    let oversized = Request::builder()
+        .method("POST")
+        .uri("/v1/events")
+        .body(Body::from(vec![b' '; limit + 1]))
+        .unwrap();
+    let response = router.clone().oneshot(oversized).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    for task in &stalled {
+        task.abort();
+    }
+    for task in stalled {
+        let _ = task.await;
+    }
+    let ok = post_json(
+        &router,
+        "/v1/events",
+        login("e1", "ann", "2026-12-01T09:00:00Z"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
+
 #[tokio::test]
 async fn config_health_and_serving_on_a_real_socket() {
     let dir = tempfile::tempdir().unwrap();
