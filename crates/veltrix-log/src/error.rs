@@ -211,6 +211,19 @@ pub enum Corruption {
         /// Seq from the name.
         name: u64,
     },
+    /// `wal/NEWEST` names a segment that is not there: the newest segment
+    /// was deleted (or lost), and with it records that may have been
+    /// acknowledged.
+    #[error(
+        "the newest segment (first seq {first_seq}) is missing{}: it may hold acknowledged records; restore the file, or delete wal/NEWEST to start without them",
+        match newest_present { Some(s) => format!(" (the newest present starts at seq {s})"), None => " (no segment is present)".to_owned() }
+    )]
+    MissingNewestSegment {
+        /// First seq of the missing segment, as `wal/NEWEST` records it.
+        first_seq: u64,
+        /// First seq of the newest segment present, if any.
+        newest_present: Option<u64>,
+    },
     /// A record found while reading that does not check (after open succeeded:
     /// the file changed underneath us or the media failed).
     #[error("{0}")]

@@ -6,6 +6,7 @@
 //! ```text
 //! data_dir/LOCK                              exclusive lock while a Log is open
 //! data_dir/wal/00000000000000000001.seg      segments, named by their first seq
+//! data_dir/wal/NEWEST                        the newest segment's first seq (a deleted newest segment is noticed)
 //! data_dir/snapshots/00000000000000000500.snap  snapshots, named by their seq
 //! ```
 //!
@@ -44,7 +45,7 @@ mod storage;
 
 pub use error::{Corruption, LogError};
 pub use log::{AppendDone, LOCK_FILE, Log, LogOptions, LogReader, LogStats, SyncObserver, WAL_DIR};
-pub use recovery::{Recovery, TornTail};
+pub use recovery::{NEWEST_SEGMENT_FILE, Recovery, TornTail};
 pub use sim::{CrashMode, SimStorage};
 pub use snapshot::{
     LatestSnapshot, SNAPSHOT_DIR, SkippedSnapshot, Snapshot, SnapshotOptions, SnapshotStore,

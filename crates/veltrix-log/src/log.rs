@@ -721,10 +721,16 @@ impl LogReader {
                 self.offset = 0;
                 let first = decode_segment_header(&h[..n])
                     .map_err(|p| self.bad(format!("bad segment header: {p:?}")))?;
-                if first != meta.first_seq || (self.seg_idx > 0 && first != self.expected) {
+                if first != meta.first_seq {
                     return Err(self.bad(format!(
-                        "segment starts at seq {first}, expected {}",
+                        "segment header says first seq {first} but the file name says {}",
                         meta.first_seq
+                    )));
+                }
+                if self.seg_idx > 0 && first != self.expected {
+                    return Err(self.bad(format!(
+                        "segment starts at seq {first} but the previous segment ended at seq {} (truncated or replaced since the log was opened)",
+                        self.expected - 1
                     )));
                 }
                 self.expected = first;

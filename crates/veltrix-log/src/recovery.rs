@@ -22,6 +22,7 @@
 //! | 11| header with the right magic and an unknown version                          | refuse: `Corruption::UnknownVersion` |
 //! | 12| header's first seq differs from the file name                               | refuse: `Corruption::NameMismatch` |
 //! | 13| oldest segments missing                                                     | open: they were retired after a snapshot (the log starts at the first present seq) |
+//! | 14| `wal/NEWEST` names a segment newer than every segment present (the newest segment was deleted) | refuse: `Corruption::MissingNewestSegment` |
 //!
 //! Rows 3 and 4 are safe because the writer only acknowledges records after
 //! `sync_data` returned for every byte up to and including them, and it creates
@@ -285,8 +286,65 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |e| LogError::io(op, path, e)
 }
 
+/// Name of the file in `wal/` that names the newest segment: its first seq
+/// (8 bytes, little-endian) and the CRC-32C of those 8 bytes. Written
+/// atomically (temporary file, fsync, rename, directory fsync) each time a
+/// segment is created, after the segment itself is durable, so it never names
+/// a segment that a crash could take back. A newest segment that disappears
+/// later (deleted by hand, lost with its directory entry) is then noticed on
+/// open instead of looking like a shorter log. Absent in logs written before
+/// it existed: open writes it.
+pub const NEWEST_SEGMENT_FILE: &str = "NEWEST";
+const NEWEST_LEN: usize = 12;
+
+fn encode_newest(first_seq: u64) -> [u8; NEWEST_LEN] {
+    let mut b = [0u8; NEWEST_LEN];
+    b[..8].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..8]);
+    b[8..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The seq `wal/NEWEST` names; `None` when it is absent or does not check
+/// (then it carries no information and is rewritten).
+fn read_newest(storage: &dyn Storage, wal_dir: &Path) -> Result<Option<u64>, LogError> {
+    let path = wal_dir.join(NEWEST_SEGMENT_FILE);
+    let bytes = match storage.read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogError::io("read", &path, e)),
+    };
+    if bytes.len() != NEWEST_LEN {
+        return Ok(None);
+    }
+    let seq = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    Ok((bytes[..] == encode_newest(seq)[..]).then_some(seq))
+}
+
+/// Atomically replaces `wal/NEWEST` with `first_seq`.
+fn write_newest(storage: &dyn Storage, wal_dir: &Path, first_seq: u64) -> Result<(), LogError> {
+    let path = wal_dir.join(NEWEST_SEGMENT_FILE);
+    let tmp = wal_dir.join(format!("{NEWEST_SEGMENT_FILE}.tmp"));
+    match storage.remove(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LogError::io("remove", &tmp, e)),
+    }
+    let mut f = storage.create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(&encode_newest(first_seq))
+        .map_err(io_err("write", &tmp))?;
+    f.sync_data().map_err(io_err("fsync", &tmp))?;
+    drop(f);
+    storage
+        .rename(&tmp, &path)
+        .map_err(io_err("rename", &tmp))?;
+    storage
+        .sync_dir(wal_dir)
+        .map_err(io_err("fsync directory", wal_dir))
+}
+
 /// Writes a fresh segment: create, header, sync, then sync the directory so the
-/// new entry survives power loss.
+/// new entry survives power loss; then records it in `wal/NEWEST`.
 pub(crate) fn create_segment(
     storage: &dyn Storage,
     wal_dir: &Path,
@@ -303,6 +361,7 @@ pub(crate) fn create_segment(
     storage
         .sync_dir(wal_dir)
         .map_err(io_err("fsync directory", wal_dir))?;
+    write_newest(storage, wal_dir, first_seq)?;
     Ok((SegmentMeta { first_seq, path }, f))
 }
 
@@ -319,6 +378,19 @@ pub(crate) fn recover(
         .filter_map(|n| parse_segment_file_name(n))
         .collect();
     names.sort_unstable();
+    let newest = read_newest(storage, wal_dir)?;
+    if let Some(expected) = newest
+        && names.last().is_none_or(|&present| present < expected)
+    {
+        return Err(corrupt(
+            &format!("wal/{}", segment_file_name(expected)),
+            0,
+            Corruption::MissingNewestSegment {
+                first_seq: expected,
+                newest_present: names.last().copied(),
+            },
+        ));
+    }
     if names.is_empty() {
         let (meta, _) = create_segment(storage, wal_dir, 1)?;
         return Ok(Recovered {
@@ -386,6 +458,12 @@ pub(crate) fn recover(
         records += scan.records;
         prev = Some((rel, first_seq + scan.records - 1));
         segments.push(SegmentMeta { first_seq, path });
+    }
+    let newest_present = segments.last().expect("at least one segment").first_seq;
+    if newest != Some(newest_present) {
+        // Absent (an older log), or a crash between creating a segment and
+        // recording it: record the newest segment now.
+        write_newest(storage, wal_dir, newest_present)?;
     }
     let first_seq = segments[0].first_seq;
     let last_seq = prev.expect("at least one segment").1;

@@ -35,6 +35,7 @@ struct Inner {
     fail_syncs: u32,
     sync_countdown: Option<u32>,
     fail_writes: u32,
+    fail_dir_syncs: u32,
     space_left: Option<u64>,
     sync_delay: Duration,
     syncs: u64,
@@ -107,6 +108,16 @@ impl SimStorage {
             .fail_writes = n;
     }
 
+    /// The next `n` directory syncs ([`Storage::sync_dir`]) fail with an I/O
+    /// error and make nothing durable (a new segment or a renamed snapshot
+    /// may then vanish in a crash).
+    pub fn fail_next_dir_syncs(&self, n: u32) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fail_dir_syncs = n;
+    }
+
     /// Only `bytes` more bytes may be written; then writes write what fits and fail
     /// with `ErrorKind::StorageFull`. `None` removes the limit.
     pub fn set_space_left(&self, bytes: Option<u64>) {
@@ -165,6 +176,7 @@ impl SimStorage {
         g.fail_syncs = 0;
         g.sync_countdown = None;
         g.fail_writes = 0;
+        g.fail_dir_syncs = 0;
         g.space_left = None;
         g.generation += 1;
         SimStorage {
@@ -362,6 +374,10 @@ impl Storage for SimStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut g = self.lock()?;
+        if g.fail_dir_syncs > 0 {
+            g.fail_dir_syncs -= 1;
+            return Err(injected("directory fsync"));
+        }
         let in_dir = |p: &PathBuf| p.parent() == Some(dir);
         g.durable_ns.retain(|p, _| !in_dir(p));
         let live: Vec<(PathBuf, u64)> = g

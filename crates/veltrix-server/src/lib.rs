@@ -207,7 +207,21 @@ impl Server {
     }
 
     pub fn router(&self) -> axum::Router {
-        routes::router(self.app.clone()).layer(tower_http::trace::TraceLayer::new_for_http())
+        // The request span names the path only: a query string may carry
+        // secrets (a key sent as `?key=`, which is refused but would then
+        // sit in every debug log).
+        routes::router(self.app.clone()).layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        version = ?request.version(),
+                    )
+                },
+            ),
+        )
     }
 
     /// The channel to the engine thread (for embedding and tests).

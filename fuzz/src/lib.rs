@@ -1,0 +1,3 @@
+//! The fuzz targets' bodies (see `targets.rs`), one `pub fn` per target.
+mod targets;
+pub use targets::*;
