@@ -19,6 +19,7 @@
 //! Log lines are captured by one global subscriber for this whole test
 //! binary (a global one, so no call site is cached as "nobody listens").
 
+mod common;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
@@ -26,8 +27,8 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use tower::ServiceExt;
 use veltrix_config::Scope;
 use veltrix_core::Plan;
@@ -87,34 +88,9 @@ const KNOWN_ROUTES: [(&str, &str, Option<Scope>); 20] = [
 // Captured log lines
 // ---------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Everything logged so far by any test of this binary, at every level.
 fn logs() -> String {
-    static CAPTURE: OnceLock<Captured> = OnceLock::new();
-    let captured = CAPTURE.get_or_init(|| {
-        let captured = Captured(Arc::default());
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        captured
-    });
-    String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
+    common::global_logs(tracing::Level::TRACE)
 }
 
 // ---------------------------------------------------------------------------

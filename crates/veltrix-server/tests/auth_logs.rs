@@ -3,6 +3,7 @@
 //! of one process (without a subscriber) would hide the request traces from
 //! this test's thread-local subscriber.
 
+mod common;
 use axum::body::Body;
 use axum::http::{Request, header};
 use http_body_util::BodyExt;
@@ -46,23 +47,9 @@ async fn call(router: &axum::Router, method: &str, uri: &str, key: Option<&str>)
     let _ = response.into_body().collect().await.unwrap();
 }
 
-/// A writer that keeps what the log subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn keys_never_reach_the_logs() {
-    let captured = Captured::default();
+    let captured = common::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)

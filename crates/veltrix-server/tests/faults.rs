@@ -9,13 +9,14 @@
 //! The log crate's own tests (crates/veltrix-log/tests/faults.rs) cover
 //! every byte and bit; these check the server wires those outcomes through.
 
+mod common;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use tower::ServiceExt;
 use veltrix_core::Plan;
 use veltrix_log::{CrashMode, LogError, SimStorage, SnapshotOptions, SnapshotStore};
@@ -25,33 +26,8 @@ use veltrix_server::{Server, ServerError, ServerOptions};
 // Captured log lines (one global subscriber for this test binary)
 // ---------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logs() -> String {
-    static CAPTURE: OnceLock<Captured> = OnceLock::new();
-    let captured = CAPTURE.get_or_init(|| {
-        let captured = Captured(Arc::default());
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        captured
-    });
-    String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
+    common::global_logs(tracing::Level::INFO)
 }
 
 /// The captured lines that mention `needle`.
