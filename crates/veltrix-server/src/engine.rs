@@ -193,6 +193,9 @@ pub struct Shared {
     failed: AtomicBool,
     /// Why, while `failed` is set.
     failure: Mutex<Option<Failure>>,
+    /// Set if the engine thread panicked (a bug): the state may be
+    /// half-applied, so reads are refused too.
+    engine_panicked: AtomicBool,
     /// The plan in force, for handlers that parse ahead of the engine
     /// thread: kept outside the state's lock so that reading it never waits
     /// for a command being applied. Set by the engine thread whenever
@@ -222,6 +225,7 @@ impl Shared {
         Shared {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            engine_panicked: AtomicBool::new(false),
             plan: RwLock::new(plan),
             inflight: Mutex::new((0, 0)),
             room: Condvar::new(),
@@ -363,7 +367,13 @@ impl Failure {
 }
 
 /// The state, shared by the engine thread (the only writer) and readers.
-pub type SharedCore = Arc<RwLock<Core>>;
+/// `parking_lot` for `RwLockWriteGuard::bump`: the engine thread hands the
+/// lock to waiting readers between chunks of a large request.
+pub type SharedCore = Arc<parking_lot::RwLock<Core>>;
+
+/// Events the engine thread applies between two chances for waiting reads
+/// (a batch of 1,000 events holds the write lock for about 2 ms).
+const APPLY_CHUNK: usize = 100;
 
 /// The handlers' side of the channel, and the state for reads.
 #[derive(Clone)]
@@ -451,9 +461,12 @@ impl Handle {
         T: Send + 'static,
         F: FnOnce(&Core) -> T + Send + 'static,
     {
-        // A poisoned lock means the engine thread panicked mid-command: the
-        // state may be half-applied, so refuse rather than serve it.
-        let core = self.core.read().map_err(|_| stopped())?;
+        // After a panic on the engine thread the state may be half-applied:
+        // refuse rather than serve it.
+        if self.shared.engine_panicked.load(Ordering::Acquire) {
+            return Err(stopped());
+        }
+        let core = self.core.read();
         Ok(read(&core))
     }
 }
@@ -496,6 +509,7 @@ pub fn run(
     snapshotter: Option<Snapshotter>,
     reopen: Reopen,
 ) {
+    let _panicked = PanicFlag(shared.clone());
     let mut thread = EngineThread {
         core,
         log: Some(log),
@@ -542,6 +556,19 @@ pub fn run(
     thread.finish();
 }
 
+/// Marks the server failed if the engine thread unwinds (a bug): writes and
+/// reads are refused from then on.
+struct PanicFlag(Arc<Shared>);
+
+impl Drop for PanicFlag {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.engine_panicked.store(true, Ordering::Release);
+            self.0.fail_other(&"the engine thread panicked");
+        }
+    }
+}
+
 /// The engine thread's own state.
 struct EngineThread {
     core: SharedCore,
@@ -560,10 +587,10 @@ impl EngineThread {
             return;
         };
         if let Command::Read(read) = command {
-            read(&self.core.read().unwrap_or_else(|e| e.into_inner()));
+            read(&self.core.read());
             return;
         }
-        let mut core = self.core.write().unwrap_or_else(|e| e.into_inner());
+        let mut core = self.core.write();
         match command {
             Command::Shutdown | Command::Read(_) => {}
             Command::Ingest {
@@ -591,7 +618,7 @@ impl EngineThread {
         if let Some(snapshotter) = &mut self.snapshotter
             && snapshotter.due(covered)
         {
-            let core = self.core.read().unwrap_or_else(|e| e.into_inner());
+            let core = self.core.read();
             take_snapshot(&core, shared, snapshotter);
         }
     }
@@ -658,7 +685,7 @@ impl EngineThread {
         }
         let last_seq = opened.core.ingest.next_seq - 1;
         self.shared.set_plan(&opened.core.plan);
-        *self.core.write().unwrap_or_else(|e| e.into_inner()) = opened.core;
+        *self.core.write() = opened.core;
         self.log = Some(log);
         self.shared.metrics.last_seq.set(last_seq as i64);
         self.shared.metrics.log_recoveries.inc();
@@ -674,7 +701,7 @@ impl EngineThread {
 
     fn finish(mut self) {
         if let Some(mut snapshotter) = self.snapshotter.take() {
-            let core = self.core.read().unwrap_or_else(|e| e.into_inner());
+            let core = self.core.read();
             if core.ingest.next_seq - 1 > snapshotter.last_seq {
                 // The previous snapshot may still be in flight; wait for it so
                 // this one is not skipped.
@@ -739,7 +766,7 @@ fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) {
 }
 
 fn ingest(
-    core: &mut Core,
+    core: &mut parking_lot::RwLockWriteGuard<'_, Core>,
     log: &Log,
     shared: &Arc<Shared>,
     items: Vec<Item>,
@@ -770,7 +797,13 @@ fn ingest(
     let streaming = shared.stream.receiver_count() > 0;
     let mut messages: Vec<Arc<StreamMessage>> = Vec::new();
     let mut grants = GrantTally::default();
-    for ((item, result), record) in items.into_iter().zip(parsed.results).zip(parsed.records) {
+    let submitted = items.into_iter().zip(parsed.results).zip(parsed.records);
+    for (n, ((item, result), record)) in submitted.enumerate() {
+        if n > 0 && n % APPLY_CHUNK == 0 {
+            // Let waiting reads in (this thread is the only writer, so
+            // nothing it holds changes meanwhile).
+            parking_lot::RwLockWriteGuard::bump(core);
+        }
         let line = item.line.unwrap_or(item.index as u64 + 1);
         match core.ingest.admit(result, line) {
             Submission::Accepted { seq, event } => {

@@ -171,7 +171,7 @@ impl Server {
             )?),
             _ => None,
         };
-        let core = Arc::new(std::sync::RwLock::new(opened.core));
+        let core = Arc::new(parking_lot::RwLock::new(opened.core));
         let reopen = engine::Reopen {
             plan,
             options: options.clone(),

@@ -71,6 +71,9 @@ fn reserve_body(app: &App, body: &Body) -> Result<tokio::sync::OwnedSemaphorePer
         })
 }
 
+/// Requests with at least this many events are parsed on the blocking pool.
+const PARSE_ON_BLOCKING_POOL: usize = 64;
+
 /// Most bytes of a spend request.
 const SPEND_BODY_LIMIT: usize = 64 * 1024;
 /// Default and largest page of a list.
@@ -328,10 +331,23 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             ),
         ));
     }
-    // Parse and validate here, on the handler's thread, so that the engine
-    // thread only deduplicates, sequences and applies.
+    // Parse and validate before queueing, so that the engine thread only
+    // deduplicates, sequences and applies. A large request parses on the
+    // blocking pool, keeping the async workers free for small requests
+    // (reads wait behind a busy worker otherwise).
     let plan = app.handle.shared.plan();
-    let parsed = Some(crate::engine::Parsed::new(plan, &items));
+    let (items, parsed) = if items.len() >= PARSE_ON_BLOCKING_POOL {
+        tokio::task::spawn_blocking(move || {
+            let parsed = crate::engine::Parsed::new(plan, &items);
+            (items, parsed)
+        })
+        .await
+        .map_err(|_| ApiError::unavailable("parsing the request failed"))?
+    } else {
+        let parsed = crate::engine::Parsed::new(plan, &items);
+        (items, parsed)
+    };
+    let parsed = Some(parsed);
     let (reply, answer) = oneshot::channel();
     app.handle.send(Command::Ingest {
         items,
