@@ -581,15 +581,15 @@ struct EngineThread {
 
 impl EngineThread {
     fn dispatch(&mut self, command: Command) {
+        if let Command::Read(read) = command {
+            read(&self.core.read());
+            return;
+        }
         let shared = &self.shared;
         let Some(log) = self.log.clone() else {
             refuse(command, shared);
             return;
         };
-        if let Command::Read(read) = command {
-            read(&self.core.read());
-            return;
-        }
         let mut core = self.core.write();
         match command {
             Command::Shutdown | Command::Read(_) => {}
@@ -729,8 +729,7 @@ impl EngineThread {
     }
 }
 
-/// Answers a write with the log's refusal; runs a read on nothing (its
-/// handler answers 503). Used while no log is open.
+/// Answers a write with the log's refusal. Used while no log is open.
 fn refuse(command: Command, shared: &Shared) {
     match command {
         Command::Ingest { reply, .. } => drop(reply.send(Err(shared.refusal()))),
