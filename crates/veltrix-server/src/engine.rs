@@ -1,12 +1,15 @@
-//! The engine thread: the one owner of ingest (dedup, seqs), the engine and
-//! the log handle. HTTP handlers reach it only through a bounded channel of
-//! [`Command`]s, so engine state needs no lock, commands are applied in one
-//! order, and a full channel is the server's single backpressure point (429).
+//! The engine thread: the only writer of ingest (dedup, seqs), the engine
+//! and the log handle. HTTP handlers send writes through a bounded channel
+//! of [`Command`]s, so writes are applied in one order and a full channel is
+//! the server's single backpressure point (429).
 //!
-//! Writes are applied to the engine at once and appended to the log in one
-//! `append` per request; the reply is sent from the log's `done` callback,
-//! i.e. only once the records are fsync'd (group commit). Reads run on this
-//! thread too, after every command queued before them.
+//! Writes are applied to the engine at once (under the write lock of the
+//! state's `RwLock`) and appended to the log in one `append` per request;
+//! the reply is sent from the log's `done` callback, i.e. only once the
+//! records are fsync'd (group commit). Reads take the read lock on the
+//! handler's thread ([`Handle::read`]); since writes are applied before
+//! they are acknowledged, a read after an acknowledgement sees the write.
+//! After a full disk the thread reopens the log by itself ([`run`]).
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -69,7 +72,10 @@ pub enum Selection {
     Indexes(Vec<usize>),
 }
 
-/// A read: runs on the engine thread with the current state.
+/// A closure run on the engine thread, in queue order, with the current
+/// state (`/readyz` uses a no-op one to see whether the queue has room;
+/// tests use it to hold the engine thread). Reads do not use it: see
+/// [`Handle::read`].
 pub type ReadFn = Box<dyn FnOnce(&Core) + Send>;
 
 /// What handlers send to the engine thread.
