@@ -465,13 +465,11 @@ fn apply_record(
             duplicates,
             rejected,
         } => {
-            core.ingest.counts.duplicates += duplicates;
-            core.ingest.counts.rejected += rejected.len() as u64;
-            core.dead_letter_bodies
-                .extend(std::iter::repeat_n(None, rejected.len()));
-            core.ingest
-                .rejected
-                .extend(rejected.into_iter().map(Into::into));
+            add_dead_letters(
+                core,
+                duplicates,
+                rejected.into_iter().map(|r| (r.into(), None)),
+            );
         }
         LogRecord::Config { version } => {
             core.config_history.push(ConfigVersion {
@@ -516,16 +514,15 @@ fn apply_record(
             duplicates,
             rejected,
         } => {
-            core.ingest.counts.duplicates += duplicates;
-            core.ingest.counts.rejected += rejected.len() as u64;
-            for dead in rejected {
-                core.dead_letter_bodies.push(Some(dead.body));
-                core.ingest.rejected.push(veltrix_core::Rejection {
+            let dead_letters = rejected.into_iter().map(|dead| {
+                let rejection = veltrix_core::Rejection {
                     line: dead.line,
                     id: dead.id,
                     error: dead.error,
-                });
-            }
+                };
+                (rejection, Some(dead.body))
+            });
+            add_dead_letters(core, duplicates, dead_letters);
         }
         LogRecord::DeadLettersRemoved { positions } => {
             let len = core.ingest.rejected.len() as u64;
@@ -540,6 +537,23 @@ fn apply_record(
         }
     }
     Ok(())
+}
+
+/// Adds a tally record's counts and dead letters, keeping
+/// `dead_letter_bodies` aligned with `ingest.rejected` (`None` where the
+/// record kept no body).
+fn add_dead_letters(
+    core: &mut Core,
+    duplicates: u64,
+    dead_letters: impl Iterator<Item = (veltrix_core::Rejection, Option<Vec<u8>>)>,
+) {
+    core.ingest.counts.duplicates += duplicates;
+    for (rejection, body) in dead_letters {
+        core.ingest.counts.rejected += 1;
+        core.ingest.rejected.push(rejection);
+        core.dead_letter_bodies.push(body);
+    }
+    debug_assert_eq!(core.dead_letter_bodies.len(), core.ingest.rejected.len());
 }
 
 /// Everything `veltrix verify` compares: the state dump (SPEC §3), every
