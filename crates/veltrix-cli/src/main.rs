@@ -170,6 +170,9 @@ enum Command {
         /// Take a snapshot every N log records (0 = only at shutdown); bounds restart time.
         #[arg(long, default_value_t = veltrix_server::DEFAULT_SNAPSHOT_EVERY)]
         snapshot_every: u64,
+        /// Start a snapshot no sooner than N times the previous one's duration after it started, so snapshots take at most 1/N of a core (1 = every --snapshot-every records).
+        #[arg(long, default_value_t = veltrix_server::DEFAULT_SNAPSHOT_PACING)]
+        snapshot_pacing: u32,
         /// How many snapshots to keep (older ones, and the log they cover, are removed).
         #[arg(long, default_value_t = veltrix_server::DEFAULT_SNAPSHOT_KEEP)]
         snapshot_keep: usize,
@@ -296,6 +299,7 @@ fn main() -> ExitCode {
             queue_capacity,
             log_json,
             snapshot_every,
+            snapshot_pacing,
             snapshot_keep,
         } => serve::serve(
             &config,
@@ -306,6 +310,7 @@ fn main() -> ExitCode {
                 queue_capacity,
                 log_json,
                 snapshot_every,
+                snapshot_pacing,
                 snapshot_keep,
             },
         ),

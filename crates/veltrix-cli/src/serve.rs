@@ -14,6 +14,7 @@ pub struct ServeArgs {
     pub queue_capacity: usize,
     pub log_json: bool,
     pub snapshot_every: u64,
+    pub snapshot_pacing: u32,
     pub snapshot_keep: usize,
 }
 
@@ -44,6 +45,10 @@ pub fn serve(config_path: &Path, args: ServeArgs) -> Result<ExitCode> {
     options.body_limit = args.max_body;
     options.queue_capacity = args.queue_capacity;
     options.snapshot_every = (args.snapshot_every > 0).then_some(args.snapshot_every);
+    if args.snapshot_pacing == 0 {
+        anyhow::bail!("--snapshot-pacing must be at least 1 (1 turns pacing off)");
+    }
+    options.snapshot_pacing = args.snapshot_pacing;
     if args.snapshot_keep == 0 {
         anyhow::bail!("--snapshot-keep must be at least 1");
     }

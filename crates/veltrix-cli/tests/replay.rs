@@ -39,6 +39,8 @@ fn config_in(dir: &Path) -> (PathBuf, Arc<Plan>) {
 fn options(data_dir: &Path, every: Option<u64>) -> ServerOptions {
     let mut options = ServerOptions::new(data_dir);
     options.snapshot_every = every;
+    // Exactly every `every` records: these tests count snapshots.
+    options.snapshot_pacing = 1;
     options
 }
 

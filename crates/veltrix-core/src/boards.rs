@@ -4,6 +4,7 @@
 //! report their grants — only on each player's own grants, which one
 //! partition applies in log order.
 
+use crate::cow::CowVec;
 use crate::engine::FastMap;
 use crate::grant::Grant;
 use crate::windows::period_index;
@@ -19,8 +20,10 @@ pub type BoardEntries = Vec<Vec<(i64, Vec<(u32, i64, u64)>)>>;
 #[derive(Clone, Debug, Default)]
 pub struct Boards {
     /// Per configured leaderboard: bucket → board. `All` uses bucket 0.
-    pub boards: Vec<BTreeMap<i64, Board>>,
-    names: Vec<Arc<str>>,
+    /// Each board behind an `Arc`, so a snapshot copy shares them and only
+    /// the boards written after it are copied (past days and weeks never).
+    pub boards: Vec<BTreeMap<i64, Arc<Board>>>,
+    names: CowVec<Arc<str>>,
     ids: FastMap<Arc<str>, u32>,
 }
 
@@ -70,7 +73,17 @@ impl Boards {
                     .collect()
             })
             .collect();
-        (boards, self.names.clone())
+        (boards, self.names.iter().cloned().collect())
+    }
+
+    /// The boards and names without the name index: what a snapshot
+    /// encodes (see `Engine::snapshot_copy`).
+    pub fn snapshot_copy(&self) -> Boards {
+        Boards {
+            boards: self.boards.clone(),
+            names: self.names.clone(),
+            ids: FastMap::default(),
+        }
     }
 
     /// The inverse of `export`.
@@ -81,7 +94,7 @@ impl Boards {
                 .map(|buckets| {
                     buckets
                         .into_iter()
-                        .map(|(bucket, entries)| (bucket, Board::from_entries(entries)))
+                        .map(|(bucket, entries)| (bucket, Arc::new(Board::from_entries(entries))))
                         .collect()
                 })
                 .collect(),
@@ -90,8 +103,13 @@ impl Boards {
                 .enumerate()
                 .map(|(i, n)| (n.clone(), i as u32))
                 .collect(),
-            names,
+            names: names.into(),
         }
+    }
+
+    /// Player names by board player id.
+    pub fn names(&self) -> &CowVec<Arc<str>> {
+        &self.names
     }
 
     pub fn player_id(&self, player: &str) -> Option<u32> {
@@ -110,10 +128,11 @@ impl Boards {
             }
             let player = *id.get_or_insert_with(|| self.intern(&grant.player));
             let bucket = bucket_of(board.period, grant.ts);
-            self.boards[index]
-                .entry(bucket)
-                .or_default()
-                .add(player, grant.points, grant.seq);
+            Arc::make_mut(self.boards[index].entry(bucket).or_default()).add(
+                player,
+                grant.points,
+                grant.seq,
+            );
         }
     }
 
@@ -125,14 +144,18 @@ impl Boards {
         }
         let player = self.intern(&grant.player);
         let bucket = bucket_of(period, grant.ts);
-        self.boards[index]
-            .entry(bucket)
-            .or_default()
-            .add(player, grant.points, grant.seq);
+        Arc::make_mut(self.boards[index].entry(bucket).or_default()).add(
+            player,
+            grant.points,
+            grant.seq,
+        );
     }
 
     pub fn board(&self, leaderboard: usize, bucket: i64) -> Option<&Board> {
-        self.boards.get(leaderboard)?.get(&bucket)
+        self.boards
+            .get(leaderboard)?
+            .get(&bucket)
+            .map(|board| &**board)
     }
 
     pub fn named(&self, row: Row) -> NamedRow {

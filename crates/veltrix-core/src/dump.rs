@@ -4,6 +4,7 @@
 //! gives the same bytes.
 
 use crate::boards::{Boards, NamedRow, bucket_of};
+use crate::cow::CowVec;
 use crate::engine::{Counts, Engine, Ingest, Rejection};
 use crate::grant::Grant;
 use crate::partition::Partition;
@@ -33,7 +34,7 @@ impl StateDump {
 pub struct DumpSource<'a> {
     pub config: &'a Config,
     pub counts: Counts,
-    pub rejected: &'a [Rejection],
+    pub rejected: &'a CowVec<Rejection>,
     pub partitions: &'a [Partition],
     pub boards: &'a Boards,
     pub max_ts: Option<i64>,
@@ -78,7 +79,7 @@ pub fn dump(source: &DumpSource<'_>) -> StateDump {
             .into_iter()
             .map(|g| grant_json(config, g))
             .collect(),
-        rejected: source.rejected.to_vec(),
+        rejected: source.rejected.iter().cloned().collect(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! `parallel` drives the same partitions from several threads.
 
 use crate::boards::Boards;
+use crate::cow::CowVec;
 use crate::event::{Event, EventError, parse_event};
 use crate::partition::{Claims, CountingClaims, Effect, Partition, SpendOutcome};
 use crate::plan::Plan;
@@ -132,6 +133,28 @@ impl Engine {
     pub fn player(&self, name: &str) -> Option<&crate::player::PlayerState> {
         self.partitions[self.partition_of(name)].player(name)
     }
+
+    /// A copy of the state for a snapshot to encode, made in time
+    /// independent of the number of players and grants: it shares their
+    /// storage (see [`CowVec`]) and leaves out the indexes and caches a
+    /// snapshot does not hold. The copy cannot apply records; decoding its
+    /// snapshot rebuilds a full engine.
+    pub fn snapshot_copy(&self) -> Engine {
+        Engine {
+            plan: self.plan.clone(),
+            partitions: self
+                .partitions
+                .iter()
+                .map(Partition::snapshot_copy)
+                .collect(),
+            claims: self.claims.clone(),
+            boards: self.boards.snapshot_copy(),
+            views: self.views.clone(),
+            max_ts: self.max_ts,
+            last_seq: self.last_seq,
+            effects: Vec::new(),
+        }
+    }
 }
 
 /// Submitted-event counts.
@@ -168,15 +191,90 @@ pub fn id_key(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
+/// The accepted event ids, as [`id_key`]s.
+///
+/// Lookups go to a hash set split into [`DEDUP_SHARDS`] shards by the key's
+/// top bits, so growing the set rehashes one shard at a time (a single
+/// ten-million-key table would stall the engine thread for a rehash of all
+/// of them). The keys are also kept in acceptance order in a [`CowVec`]
+/// (16 more bytes an id), so a snapshot copy shares them instead of copying
+/// the set.
+#[derive(Clone)]
+pub struct Dedup {
+    shards: Vec<FastSet<u128>>,
+    keys: CowVec<u128>,
+}
+
+pub const DEDUP_SHARDS: usize = 64;
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            shards: vec![FastSet::default(); DEDUP_SHARDS],
+            keys: CowVec::new(),
+        }
+    }
+}
+
+impl Dedup {
+    fn shard(key: u128) -> usize {
+        (key >> (128 - DEDUP_SHARDS.trailing_zeros())) as usize
+    }
+
+    pub fn contains(&self, key: u128) -> bool {
+        self.shards[Dedup::shard(key)].contains(&key)
+    }
+
+    /// Adds a key; false (and no change) when it was there.
+    pub fn insert(&mut self, key: u128) -> bool {
+        let added = self.shards[Dedup::shard(key)].insert(key);
+        if added {
+            self.keys.push(key);
+        }
+        added
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Every key, in the order added.
+    pub fn keys(&self) -> &CowVec<u128> {
+        &self.keys
+    }
+
+    /// The keys only, without the lookup set: what a snapshot encodes.
+    fn snapshot_copy(&self) -> Dedup {
+        Dedup {
+            shards: Vec::new(),
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+impl FromIterator<u128> for Dedup {
+    fn from_iter<I: IntoIterator<Item = u128>>(iter: I) -> Self {
+        let mut dedup = Dedup::default();
+        for key in iter {
+            dedup.insert(key);
+        }
+        dedup
+    }
+}
+
 /// Validation, deduplication and sequencing: everything between bytes and
 /// the log. Dedup is global (an id is a duplicate whatever player it names),
 /// so it lives here, before events are split by player.
 #[derive(Clone, Default)]
 pub struct Ingest {
     /// The [`id_key`] of every accepted id.
-    pub(crate) seen: FastSet<u128>,
+    pub(crate) seen: Dedup,
     pub counts: Counts,
-    pub rejected: Vec<Rejection>,
+    pub rejected: CowVec<Rejection>,
     pub next_seq: u64,
 }
 
@@ -211,7 +309,7 @@ impl Ingest {
         };
         let key = id.map(id_key);
         if let (Some(id), Some(key)) = (id, key)
-            && self.seen.contains(&key)
+            && self.seen.contains(key)
         {
             self.counts.duplicates += 1;
             return Submission::Duplicate { id: id.to_string() };
@@ -245,7 +343,18 @@ impl Ingest {
     }
 
     pub fn is_known(&self, id: &str) -> bool {
-        self.seen.contains(&id_key(id))
+        self.seen.contains(id_key(id))
+    }
+
+    /// What a snapshot encodes, without the lookup set (see
+    /// [`Engine::snapshot_copy`]).
+    pub fn snapshot_copy(&self) -> Ingest {
+        Ingest {
+            seen: self.seen.snapshot_copy(),
+            counts: self.counts,
+            rejected: self.rejected.clone(),
+            next_seq: self.next_seq,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod analytics;
 pub mod boards;
+pub mod cow;
 pub mod dump;
 pub mod engine;
 pub mod event;

@@ -12,6 +12,7 @@
 //! Global decisions (first finders, prize supply) go through [`Claims`], which
 //! answers by log order across all partitions.
 
+use crate::cow::CowVec;
 use crate::engine::FastMap;
 use crate::event::{Event, FieldValue};
 use crate::grant::{Cause, Grant, Spend, grant_id};
@@ -102,12 +103,14 @@ pub enum SpendOutcome {
 
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Partition {
-    pub players: Vec<PlayerState>,
+    /// Each player behind its own `Arc`, so a snapshot copy shares every
+    /// player and the first write after it copies only that player.
+    pub players: CowVec<Arc<PlayerState>>,
     /// Rebuilt from `players` on restore (see `rebuild_index`).
     #[serde(skip)]
     index: FastMap<Arc<str>, u32>,
-    pub grants: Vec<Grant>,
-    pub spends: Vec<Spend>,
+    pub grants: CowVec<Grant>,
+    pub spends: CowVec<Spend>,
     /// Answer digests of generated puzzle instances, by (player, hunt, stage):
     /// a cache, recomputed on demand after a restore.
     #[serde(skip)]
@@ -172,7 +175,18 @@ impl Partition {
     }
 
     pub fn player(&self, name: &str) -> Option<&PlayerState> {
-        self.player_id(name).map(|i| &self.players[i as usize])
+        self.player_id(name).map(|i| &*self.players[i as usize])
+    }
+
+    /// The partition without its caches and indexes: what a snapshot
+    /// encodes. Cheap (see [`CowVec`]); the copy cannot apply records.
+    pub fn snapshot_copy(&self) -> Partition {
+        Partition {
+            players: self.players.clone(),
+            grants: self.grants.clone(),
+            spends: self.spends.clone(),
+            ..Partition::default()
+        }
     }
 
     fn player_id_or_insert(&mut self, name: &Arc<str>) -> u32 {
@@ -180,7 +194,7 @@ impl Partition {
             return id;
         }
         let id = self.players.len() as u32;
-        self.players.push(PlayerState::new(name.clone()));
+        self.players.push(Arc::new(PlayerState::new(name.clone())));
         self.index.insert(name.clone(), id);
         id
     }
@@ -195,7 +209,7 @@ impl Partition {
     ) {
         let config = &*plan.config;
         let pid = self.player_id_or_insert(&event.player);
-        let player = &mut self.players[pid as usize];
+        let player = player_mut(&mut self.players, pid);
         player.windows.record(
             &plan.tracking,
             event.event_type,
@@ -236,7 +250,7 @@ impl Partition {
                     continue;
                 }
                 let stage = &hunt.stages[solve.stage as usize];
-                let progress = self.players[pid as usize].hunt_mut(hunt_id);
+                let progress = player_mut(&mut self.players, pid).hunt_mut(hunt_id);
                 if let (Some(item), StageKind::Collect { items, .. }) = (solve.item, &stage.kind) {
                     if progress.collected.len() < hunt.stages.len() {
                         progress.collected.resize(hunt.stages.len(), Vec::new());
@@ -278,7 +292,7 @@ impl Partition {
                     }
                 }
             }
-            let progress = self.players[pid as usize].hunt_mut(hunt_id);
+            let progress = player_mut(&mut self.players, pid).hunt_mut(hunt_id);
             if solved_any && progress.solved.len() == hunt.stages.len() && !progress.completed {
                 progress.completed = true;
                 effects.push(Effect::HuntCompleted {
@@ -330,7 +344,7 @@ impl Partition {
             RewardRef::Config(r) => (r.points, r.currencies.clone(), r.badge),
             RewardRef::Points(p) => (p, Vec::new(), None),
         };
-        let player = &mut self.players[pid as usize];
+        let player = player_mut(&mut self.players, pid);
         let id = grant_id(source, &player.name, &pending.events);
         player.points += points;
         for &(currency, amount) in &currencies {
@@ -371,7 +385,7 @@ impl Partition {
         let Some(pid) = self.player_id(player_name) else {
             return SpendOutcome::Insufficient { balance: 0 };
         };
-        let player = &mut self.players[pid as usize];
+        let player = player_mut(&mut self.players, pid);
         if let Some(&(_, ledger_index)) = player.spend_keys.iter().find(|(k, _)| &**k == key)
             && let LedgerEntry::Spend(i) = player.ledger[ledger_index]
         {
@@ -395,6 +409,11 @@ impl Partition {
         });
         SpendOutcome::Applied(index)
     }
+}
+
+/// A player to write to, copied first if a snapshot copy shares it.
+fn player_mut(players: &mut CowVec<Arc<PlayerState>>, pid: u32) -> &mut PlayerState {
+    Arc::make_mut(&mut players[pid as usize])
 }
 
 // ---- phase 2: decisions ------------------------------------------------------

@@ -201,10 +201,10 @@ pub fn switch_config(
     };
     for partition in &mut engine.partitions {
         partition.clear_caches();
-        for player in &mut partition.players {
-            remap_player(player, &maps, old, new);
+        for player in partition.players.iter_mut() {
+            remap_player(Arc::make_mut(player), &maps, old, new);
         }
-        for grant in &mut partition.grants {
+        for grant in partition.grants.iter_mut() {
             grant.cause = remap_cause(grant.cause, &maps);
             for (c, _) in &mut grant.currencies {
                 *c = maps.currencies[*c as usize].expect("named currencies are kept");
@@ -213,7 +213,7 @@ pub fn switch_config(
                 *b = maps.badges[*b as usize].expect("held badges are kept");
             }
         }
-        for spend in &mut partition.spends {
+        for spend in partition.spends.iter_mut() {
             spend.currency =
                 maps.currencies[spend.currency as usize].expect("named currencies are kept");
         }

@@ -6,7 +6,7 @@
 use crate::dump::grant_json;
 use crate::engine::Engine;
 use crate::partition::Partition;
-use crate::player::{LedgerEntry, PlayerState};
+use crate::player::LedgerEntry;
 use crate::puzzles::puzzle_instance;
 use serde::Serialize;
 use serde_json::Value;
@@ -220,7 +220,7 @@ pub fn funnel(engine: &Engine, hunt: HuntId) -> Option<Funnel> {
     let mut started = 0;
     let mut completed = 0;
     let mut per_stage = vec![0u64; hunt_config.stages.len()];
-    for progress in players.filter_map(|p: &PlayerState| p.hunt(hunt)) {
+    for progress in players.filter_map(|p| p.hunt(hunt)) {
         if progress.is_started() {
             started += 1;
         }

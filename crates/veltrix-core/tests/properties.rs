@@ -287,6 +287,10 @@ proptest! {
         let mut engine = veltrix_core::Engine::new(plan.clone(), partitions);
         feed(&mut ingest, &mut engine, &all[..cut]);
         let bytes = encode(&ingest, &engine);
+        // The server's encoder, kept across snapshots and given shared
+        // copies, writes what a fresh one writes.
+        let mut encoder = veltrix_core::snapshot::Encoder::default();
+        prop_assert!(encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy()) == bytes);
         let (mut ingest2, mut engine2) = decode(plan.clone(), &bytes).unwrap();
         // A restored state encodes to the same state again.
         let again = decode(plan.clone(), &encode(&ingest2, &engine2)).unwrap();
@@ -296,6 +300,9 @@ proptest! {
         );
         feed(&mut ingest, &mut engine, &all[cut..]);
         feed(&mut ingest2, &mut engine2, &all[cut..]);
+        prop_assert!(
+            encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy()) == encode(&ingest, &engine)
+        );
         let uninterrupted = serde_json::to_value(dump(&DumpSource::from_engine(&ingest, &engine))).unwrap();
         let restored = serde_json::to_value(dump(&DumpSource::from_engine(&ingest2, &engine2))).unwrap();
         prop_assert_eq!(&uninterrupted, &sequential(&plan, &lines));

@@ -191,7 +191,7 @@ fn players(engine: &Engine) -> Vec<veltrix_core::player::PlayerState> {
     let mut all: Vec<_> = engine
         .partitions
         .iter()
-        .flat_map(|p| p.players.iter().cloned())
+        .flat_map(|p| p.players.iter().map(|player| (**player).clone()))
         .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     all

@@ -25,6 +25,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use veltrix_core::cow::CowVec;
 use veltrix_core::grant::Spend;
 use veltrix_core::player::LedgerEntry;
 use veltrix_core::{Engine, Ingest, Plan, Submission};
@@ -41,7 +42,7 @@ pub struct Core {
     /// `ingest.rejected` (same length, same order), so that
     /// `POST /v1/deadletters/replay` can submit them again. `None` for dead
     /// letters logged before bodies were kept (old `Tally` records).
-    pub dead_letter_bodies: Vec<Option<Vec<u8>>>,
+    pub dead_letter_bodies: CowVec<Option<Vec<u8>>>,
     /// The sources (file name, text) of the active configuration when a
     /// `ConfigSwitch` record (`POST /v1/config`) set it; `None` while the
     /// start-up configuration is in force. Stored in snapshots, so a
@@ -51,6 +52,21 @@ pub struct Core {
     /// start-up, `ConfigSwitch` records), with the seq it took effect at,
     /// oldest first. Kept in snapshots.
     pub config_history: Vec<ConfigVersion>,
+}
+
+impl Core {
+    /// What a snapshot encodes, sharing storage with `self` (see
+    /// `Engine::snapshot_copy`): the copy cannot apply records.
+    pub fn snapshot_copy(&self) -> Core {
+        Core {
+            plan: self.plan.clone(),
+            ingest: self.ingest.snapshot_copy(),
+            engine: self.engine.snapshot_copy(),
+            dead_letter_bodies: self.dead_letter_bodies.clone(),
+            config_sources: self.config_sources.clone(),
+            config_history: self.config_history.clone(),
+        }
+    }
 }
 
 /// One entry of [`Core::config_history`].
@@ -681,7 +697,7 @@ impl EngineThread {
                 opened.store,
                 log.clone(),
                 self.shared.clone(),
-                every,
+                (every, self.reopen.options.snapshot_pacing),
                 opened.snapshot_seq.unwrap_or(0),
                 self.reopen.snapshot_status.clone(),
             ) {
@@ -756,9 +772,11 @@ fn probe_space(storage: &dyn veltrix_log::Storage, path: &std::path::Path) -> st
     written.and(removed)
 }
 
-/// Copies the state on this thread (a clone is several times cheaper than
-/// encoding it, see docs/SERVER.md) and hands the copy to the snapshot
-/// thread, which encodes and writes it while ingest goes on. The snapshot
+/// Copies the state on this thread (a [`Core::snapshot_copy`]: shares the
+/// players, grants and keys instead of copying them, so it takes
+/// microseconds to milliseconds whatever the state's size) and hands the
+/// copy to the snapshot thread, which encodes and writes it while ingest
+/// goes on. The snapshot
 /// covers every record up to `next_seq - 1`, including `Tally` and `Config`
 /// records.
 fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) {
@@ -766,7 +784,7 @@ fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) {
         return;
     }
     let started = Instant::now();
-    let copy = Box::new(core.clone());
+    let copy = Box::new(core.snapshot_copy());
     snapshotter.submit(core.ingest.next_seq - 1, copy, started.elapsed());
 }
 
@@ -1134,10 +1152,8 @@ pub fn switch_report_json(report: &veltrix_core::SwitchReport) -> Value {
 /// record, so both remove the same entries.
 pub fn remove_dead_letters(core: &mut Core, positions: &[usize]) {
     debug_assert!(positions.windows(2).all(|w| w[0] < w[1]));
-    for &position in positions.iter().rev() {
-        core.ingest.rejected.remove(position);
-        core.dead_letter_bodies.remove(position);
-    }
+    core.ingest.rejected.remove_sorted(positions);
+    core.dead_letter_bodies.remove_sorted(positions);
 }
 
 fn spend(
@@ -1306,7 +1322,10 @@ fn apply_accepted(
         let effects = effects.to_vec();
         crate::stream::messages(core, seq, partition, &effects, messages);
     }
-    for grant in &core.engine.partitions[partition].grants[grants_before..] {
+    for grant in core.engine.partitions[partition]
+        .grants
+        .iter_from(grants_before)
+    {
         grants.add(&grant.source);
     }
 }

@@ -43,6 +43,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
 /// Default number of log records between snapshots.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
+pub use snapshots::DEFAULT_PACING as DEFAULT_SNAPSHOT_PACING;
 /// Default number of snapshots kept.
 pub const DEFAULT_SNAPSHOT_KEEP: usize = 3;
 /// Default data directory when the configuration gives none.
@@ -68,6 +69,10 @@ pub struct ServerOptions {
     /// Log records between snapshots (also one at graceful shutdown);
     /// `None` takes no snapshots (start-up still uses existing ones).
     pub snapshot_every: Option<u64>,
+    /// A snapshot starts no sooner than this many times the previous
+    /// snapshot's duration after the previous one started (1: as soon as
+    /// `snapshot_every` records allow). See `snapshots` for why.
+    pub snapshot_pacing: u32,
     /// Snapshots kept; log segments older than the oldest kept one are
     /// deleted after each snapshot.
     pub snapshot_keep: usize,
@@ -91,6 +96,7 @@ impl ServerOptions {
             log: LogOptions::default(),
             storage: None,
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
+            snapshot_pacing: snapshots::DEFAULT_PACING,
             snapshot_keep: DEFAULT_SNAPSHOT_KEEP,
             config_sources: None,
         }
@@ -165,7 +171,7 @@ impl Server {
                 opened.store,
                 log.clone(),
                 shared.clone(),
-                every,
+                (every, options.snapshot_pacing),
                 opened.snapshot_seq.unwrap_or(0),
                 Some(status.clone()),
             )?),

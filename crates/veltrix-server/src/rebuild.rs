@@ -14,7 +14,9 @@ use crate::record::{self, LogRecord};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use veltrix_core::analytics::query_view;
+use veltrix_core::cow::CowVec;
 use veltrix_core::dump::{DumpSource, dump};
+use veltrix_core::snapshot::Encoder;
 use veltrix_core::{Engine, Ingest, Plan};
 use veltrix_log::{Log, SnapshotStore};
 
@@ -138,7 +140,7 @@ pub fn rebuild(
                 ingest: Ingest::new(),
                 engine: Engine::new(plan.clone(), partitions.max(1)),
                 plan,
-                dead_letter_bodies: Vec::new(),
+                dead_letter_bodies: CowVec::new(),
                 config_sources: None,
                 config_history: Vec::new(),
             };
@@ -187,25 +189,26 @@ const SNAPSHOT_ENVELOPE_1: [u8; 4] = [0xFF, b'V', b'S', 1];
 struct Envelope<'a> {
     #[serde(borrow)]
     core: &'a [u8],
-    dead_letter_bodies: std::borrow::Cow<'a, [Option<Vec<u8>>]>,
+    dead_letter_bodies: DeadLetterBodies,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Envelope2<'a> {
     #[serde(borrow)]
     core: &'a [u8],
-    dead_letter_bodies: std::borrow::Cow<'a, [Option<Vec<u8>>]>,
+    dead_letter_bodies: DeadLetterBodies,
     config_sources: Option<Vec<(String, String)>>,
     config_history: Vec<ConfigVersion>,
 }
 
 /// Encodes a snapshot of `core`: core's snapshot, the dead-letter bodies
-/// and the configuration sources and history.
-pub fn encode_snapshot(core: &Core) -> Vec<u8> {
-    let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
+/// and the configuration sources and history. `encoder` remembers what it
+/// encoded before (see [`Encoder`]); a fresh one gives the same bytes.
+pub fn encode_snapshot(core: &Core, encoder: &mut Encoder) -> Vec<u8> {
+    let inner = encoder.encode(&core.ingest, &core.engine);
     let envelope = Envelope2 {
         core: &inner,
-        dead_letter_bodies: std::borrow::Cow::Borrowed(&core.dead_letter_bodies),
+        dead_letter_bodies: core.dead_letter_bodies.clone(),
         config_sources: core.config_sources.clone(),
         config_history: core.config_history.clone(),
     };
@@ -215,7 +218,7 @@ pub fn encode_snapshot(core: &Core) -> Vec<u8> {
 }
 
 /// The submitted bytes of each dead letter (see [`Core::dead_letter_bodies`]).
-pub type DeadLetterBodies = Vec<Option<Vec<u8>>>;
+pub type DeadLetterBodies = CowVec<Option<Vec<u8>>>;
 
 /// A decoded server snapshot.
 pub struct DecodedSnapshot {
@@ -262,19 +265,14 @@ pub fn decode_snapshot(plan: Arc<Plan>, bytes: &[u8]) -> Result<DecodedSnapshot,
                 postcard::from_bytes(rest).map_err(|e| format!("snapshot is not readable: {e}"))?;
             (
                 envelope.core,
-                Some(envelope.dead_letter_bodies.into_owned()),
+                Some(envelope.dead_letter_bodies),
                 envelope.config_sources,
                 Some(envelope.config_history),
             )
         } else if let Some(rest) = bytes.strip_prefix(&SNAPSHOT_ENVELOPE_1[..]) {
             let envelope: Envelope<'_> =
                 postcard::from_bytes(rest).map_err(|e| format!("snapshot is not readable: {e}"))?;
-            (
-                envelope.core,
-                Some(envelope.dead_letter_bodies.into_owned()),
-                None,
-                None,
-            )
+            (envelope.core, Some(envelope.dead_letter_bodies), None, None)
         } else {
             (bytes, None, None, None)
         };
@@ -284,7 +282,8 @@ pub fn decode_snapshot(plan: Arc<Plan>, bytes: &[u8]) -> Result<DecodedSnapshot,
     };
     let (ingest, engine) =
         veltrix_core::snapshot::decode(plan, core_bytes).map_err(|e| e.to_string())?;
-    let bodies = bodies.unwrap_or_else(|| vec![None; ingest.rejected.len()]);
+    let bodies =
+        bodies.unwrap_or_else(|| std::iter::repeat_n(None, ingest.rejected.len()).collect());
     if bodies.len() != ingest.rejected.len() {
         return Err(format!(
             "snapshot is not readable: {} dead letters but {} bodies",

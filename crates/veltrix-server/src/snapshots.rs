@@ -16,6 +16,16 @@
 //! At most one snapshot is in flight: while the thread is busy the engine
 //! does not copy another one (it tries again after its next command), so at
 //! most one extra copy of the state exists at a time.
+//!
+//! Pacing: a snapshot is due after `every` records, but never sooner than
+//! `pacing` times the last snapshot's own duration after that one started
+//! ([`DEFAULT_PACING`]: snapshots use at most a quarter of one core),
+//! whatever the state's size and the ingest rate. A snapshot costs time proportional to
+//! the state (every byte is written again, see `Encoder`); without pacing a
+//! large state at a high rate would have the snapshot thread busy all the
+//! time, taking a core from ingest. The price is a longer log tail to
+//! replay on restart: at most about `PACING` snapshot durations of records
+//! (or `every`, whichever is more).
 
 use crate::engine::Shared;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +44,8 @@ pub struct Snapshotter {
     pub every: u64,
     /// Seq of the last snapshot taken (handed over, maybe not yet written).
     pub last_seq: u64,
+    /// See the module's pacing; at least 1.
+    pub pacing: u32,
 }
 
 /// Shared with the snapshot thread and readable by tests.
@@ -46,24 +58,33 @@ pub struct Status {
     pub written: AtomicU64,
     /// The last error, if writing or retiring failed.
     pub last_error: Mutex<Option<String>>,
+    /// When the last snapshot was handed over and when it was done (see
+    /// the module's pacing).
+    last_run: Mutex<Option<(Instant, Instant)>>,
 }
+
+/// A snapshot starts at least this many times its predecessor's duration
+/// after the predecessor started; 1 turns pacing off.
+pub const DEFAULT_PACING: u32 = 4;
 
 struct Job {
     seq: u64,
     state: Box<crate::engine::Core>,
     /// How long the engine thread spent copying the state.
     copy: Duration,
+    submitted: Instant,
 }
 
 impl Snapshotter {
-    /// Starts the snapshot thread. `last_seq` is the seq of the snapshot the
+    /// Starts the snapshot thread, taking a snapshot every `every` records
+    /// within `pacing` (see the module). `last_seq` is the seq of the snapshot the
     /// server started from (0 if none). `status` is shared with an earlier
     /// snapshot thread of the same server (after the log was reopened).
     pub fn start(
         store: SnapshotStore,
         log: Arc<Log>,
         shared: Arc<Shared>,
-        every: u64,
+        (every, pacing): (u64, u32),
         last_seq: u64,
         status: Option<Arc<Status>>,
     ) -> std::io::Result<Snapshotter> {
@@ -81,6 +102,7 @@ impl Snapshotter {
             status,
             every: every.max(1),
             last_seq,
+            pacing: pacing.max(1),
         })
     }
 
@@ -89,9 +111,17 @@ impl Snapshotter {
     }
 
     /// True when `covered` (the last seq the state includes) is at least
-    /// `every` records past the last snapshot and no snapshot is in flight.
+    /// `every` records past the last snapshot, no snapshot is in flight,
+    /// and pacing allows one.
     pub fn due(&self, covered: u64) -> bool {
-        covered >= self.last_seq + self.every && !self.status.busy.load(Ordering::Acquire)
+        covered >= self.last_seq + self.every
+            && !self.status.busy.load(Ordering::Acquire)
+            && lock(&self.status.last_run).is_none_or(|(started, finished)| {
+                (finished - started)
+                    .checked_mul(self.pacing.max(1))
+                    .and_then(|gap| started.checked_add(gap))
+                    .is_some_and(|allowed| Instant::now() >= allowed)
+            })
     }
 
     /// True while a snapshot is being written.
@@ -104,7 +134,13 @@ impl Snapshotter {
     pub fn submit(&mut self, seq: u64, state: Box<crate::engine::Core>, copy: Duration) {
         let Some(tx) = &self.tx else { return };
         self.status.busy.store(true, Ordering::Release);
-        if tx.try_send(Job { seq, state, copy }).is_ok() {
+        let job = Job {
+            seq,
+            state,
+            copy,
+            submitted: Instant::now(),
+        };
+        if tx.try_send(job).is_ok() {
             self.last_seq = seq;
         } else {
             self.status.busy.store(false, Ordering::Release);
@@ -136,9 +172,12 @@ fn writer(
     shared: Arc<Shared>,
     status: Arc<Status>,
 ) {
+    // Kept across snapshots: unchanged players, grants and boards are
+    // copied from the last encoding instead of encoded again.
+    let mut encoder = veltrix_core::snapshot::Encoder::default();
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
-        let payload = crate::rebuild::encode_snapshot(&job.state);
+        let payload = crate::rebuild::encode_snapshot(&job.state, &mut encoder);
         let encode = started.elapsed();
         drop(job.state);
         shared
@@ -162,11 +201,16 @@ fn writer(
             }
             Err(message) => {
                 tracing::warn!(seq = job.seq, "snapshot not written: {message}");
-                *status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+                *lock(&status.last_error) = Some(message);
             }
         }
+        *lock(&status.last_run) = Some((job.submitted, Instant::now()));
         status.busy.store(false, Ordering::Release);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn write_one(

@@ -55,6 +55,8 @@ fn plan() -> Arc<Plan> {
 fn options(dir: &Path, snapshot_every: Option<u64>, segment_bytes: u64) -> ServerOptions {
     let mut options = ServerOptions::new(dir);
     options.snapshot_every = snapshot_every;
+    // Exactly every `snapshot_every` records: these tests count snapshots.
+    options.snapshot_pacing = 1;
     options.log.segment_bytes = segment_bytes;
     options
 }

@@ -43,6 +43,8 @@ fn options(dir: &Path, every: Option<u64>) -> ServerOptions {
     let mut options = ServerOptions::new(dir);
     options.partitions = 2;
     options.snapshot_every = every;
+    // Exactly every `every` records: these tests count snapshots.
+    options.snapshot_pacing = 1;
     options
 }
 
@@ -377,6 +379,44 @@ async fn a_crash_while_snapshotting_loses_nothing_acknowledged() {
             state(&server.router()).await,
             before,
             "seed {seed}: state after the crash differs"
+        );
+    }
+}
+
+/// Pacing: with a snapshot due every 50 records, a pacing factor of a
+/// million lets the first snapshot through and then holds every other one
+/// back (they would wait a million times the first one's duration) until
+/// the one at shutdown; pacing 1 takes one after every request of 100
+/// events (some of them invalid, so not quite 100 records).
+#[tokio::test]
+async fn pacing_holds_snapshots_back_but_not_the_one_at_shutdown() {
+    for pacing in [1_000_000, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path(), Some(50));
+        opts.snapshot_pacing = pacing;
+        let server = Server::open(plan(), opts).unwrap();
+        let status = server.snapshot_status.clone().expect("snapshots are on");
+        let router = server.router();
+        let written = || status.written.load(Ordering::Acquire);
+        for batch in 0..6 {
+            feed(&router, batch * 100, 100).await;
+            if pacing == 1 || batch == 0 {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while written() <= batch as u64 {
+                    assert!(Instant::now() < deadline, "no snapshot after batch {batch}");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let expected = if pacing == 1 { 6 } else { 1 };
+        assert_eq!(written(), expected, "pacing {pacing}");
+        drop(router);
+        server.shutdown();
+        let server = Server::open(plan(), options(dir.path(), None)).unwrap();
+        assert_eq!(
+            server.records_replayed, 0,
+            "pacing {pacing}: the shutdown snapshot covers all"
         );
     }
 }
