@@ -7,7 +7,8 @@
 //! either closed-loop (N requests in flight, as fast as the server
 //! acknowledges) or open-loop (batches scheduled at a fixed rate, and
 //! latency measured from the scheduled time, so a slow server cannot hide
-//! its queueing — no coordinated omission). Without `--url` it starts a
+//! its queueing — no coordinated omission; see [`latency_origin`] for the
+//! one allowance, the timer's own resolution). Without `--url` it starts a
 //! server in-process on a temporary data directory.
 
 use anyhow::{Context, Result, bail};
@@ -379,9 +380,10 @@ async fn open_loop(
             body.clone(),
             *events,
         );
+        let origin = latency_origin(scheduled);
         tasks.push(tokio::spawn(async move {
             send_batch(&client, &url, body, &counters).await;
-            record(&acks, scheduled.elapsed());
+            record(&acks, origin.elapsed());
             progress.inc(events);
             drop(permit);
         }));
@@ -460,13 +462,14 @@ async fn read_load(
             format!("{url}/v1/leaderboards/global?limit=10"),
             reads.clone(),
         );
+        let origin = latency_origin(scheduled);
         tasks.push(tokio::spawn(async move {
             let Ok(request) = hyper::Request::get(uri).body(Full::new(Bytes::new())) else {
                 return;
             };
             if let Ok(response) = client.request(request).await {
                 let _ = response.into_body().collect().await;
-                record(&reads, scheduled.elapsed());
+                record(&reads, origin.elapsed());
             }
             drop(permit);
         }));
@@ -475,6 +478,26 @@ async fn read_load(
         let _ = task.await;
     }
 }
+
+/// Tokio's timer fires on whole milliseconds, so a request scheduled at
+/// `scheduled` is sent up to 1 ms after it even when nothing is wrong:
+/// lateness within that resolution is the load generator's, and latency
+/// counts from the moment of sending. A request sent later than that (the
+/// in-flight limit was reached, or the client was starved) counts from its
+/// scheduled time, so a server that falls behind still shows its queueing.
+fn latency_origin(scheduled: tokio::time::Instant) -> tokio::time::Instant {
+    origin_at(scheduled, tokio::time::Instant::now())
+}
+
+fn origin_at(scheduled: tokio::time::Instant, now: tokio::time::Instant) -> tokio::time::Instant {
+    if now.saturating_duration_since(scheduled) <= TIMER_RESOLUTION {
+        now
+    } else {
+        scheduled
+    }
+}
+
+const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
 
 fn record(histogram: &Mutex<Histogram<u64>>, took: Duration) {
     let micros = took.as_micros().min(u64::MAX as u128) as u64;
@@ -614,6 +637,16 @@ async fn start_local_server(config: Option<&std::path::Path>) -> Result<(String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_counts_from_the_schedule_once_a_send_is_later_than_the_timer_allows() {
+        let scheduled = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(origin_at(scheduled, scheduled + ms(5)), scheduled);
+        let sent = scheduled + Duration::from_micros(300);
+        assert_eq!(origin_at(scheduled, sent), sent);
+        assert_eq!(origin_at(scheduled + ms(2), scheduled), scheduled);
+    }
 
     fn args(events: u64) -> BenchArgs {
         BenchArgs {

@@ -150,7 +150,15 @@ impl RecordHeader {
 
 /// Encodes a whole snapshot file: header then payload.
 pub fn encode_snapshot(seq: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + payload.len());
+    let mut out = snapshot_header(seq, payload);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The header of a snapshot file holding `payload` (its checksum covers the
+/// payload), so the payload can be written after it without a copy.
+pub fn snapshot_header(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
@@ -158,7 +166,7 @@ pub fn encode_snapshot(seq: u64, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..28]), payload);
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(payload);
+    debug_assert_eq!(out.len(), SNAPSHOT_HEADER_LEN);
     out
 }
 
