@@ -18,6 +18,13 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: the engine allocates and frees
+/// small objects (events, grants, ids) at a high rate, and glibc's malloc
+/// took 15 % of the server's CPU samples under `veltrix bench`
+/// (docs/PERFORMANCE.md has the A/B figures).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "veltrix",

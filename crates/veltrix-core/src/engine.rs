@@ -266,6 +266,15 @@ impl FromIterator<u128> for Dedup {
     }
 }
 
+/// The id a submission carries, valid or not (a rejected event's id, when
+/// it had a readable one).
+pub fn submitted_id(parsed: &Result<Event, EventError>) -> Option<&str> {
+    match parsed {
+        Ok(event) => Some(&event.id),
+        Err(error) => error.id.as_deref(),
+    }
+}
+
 /// Validation, deduplication and sequencing: everything between bytes and
 /// the log. Dedup is global (an id is a duplicate whatever player it names),
 /// so it lives here, before events are split by player.
@@ -303,11 +312,21 @@ impl Ingest {
     /// parsing can run on other threads ahead of the one sequencer). A
     /// known id is a duplicate whatever the parse said, as in `submit`.
     pub fn admit(&mut self, parsed: Result<Event, EventError>, line: u64) -> Submission {
-        let id = match &parsed {
-            Ok(event) => Some(&*event.id),
-            Err(error) => error.id.as_deref(),
-        };
-        let key = id.map(id_key);
+        let key = submitted_id(&parsed).map(id_key);
+        self.admit_keyed(parsed, key, line)
+    }
+
+    /// [`Ingest::admit`] with the id's [`id_key`] computed by the caller
+    /// (the server hashes ids on its request threads, off the one thread
+    /// that sequences). `key` must be the key of [`submitted_id`].
+    pub fn admit_keyed(
+        &mut self,
+        parsed: Result<Event, EventError>,
+        key: Option<u128>,
+        line: u64,
+    ) -> Submission {
+        let id = submitted_id(&parsed);
+        debug_assert_eq!(key, id.map(id_key), "the key is the submitted id's");
         if let (Some(id), Some(key)) = (id, key)
             && self.seen.contains(key)
         {

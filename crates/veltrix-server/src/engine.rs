@@ -26,6 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use veltrix_core::cow::CowVec;
+use veltrix_core::engine::{id_key, submitted_id};
 use veltrix_core::grant::Spend;
 use veltrix_core::player::LedgerEntry;
 use veltrix_core::{Engine, Ingest, Plan, Submission};
@@ -146,6 +147,9 @@ pub struct Parsed {
     /// The log record of each valid event (it needs no seq), aligned with
     /// `results`.
     pub records: Vec<Option<Vec<u8>>>,
+    /// The dedup key of each submitted id (`veltrix_core::engine::id_key`),
+    /// aligned with `results`.
+    pub keys: Vec<Option<u128>>,
 }
 
 impl Parsed {
@@ -166,11 +170,16 @@ impl Parsed {
                 Some(record::encode(&record::event_record(&plan.config, event)))
             })
             .collect();
+        let keys = results
+            .iter()
+            .map(|result| submitted_id(result).map(id_key))
+            .collect();
         Parsed {
             plan,
             accept_time_ms,
             results,
             records,
+            keys,
         }
     }
 }
@@ -820,15 +829,19 @@ fn ingest(
     let streaming = shared.stream.receiver_count() > 0;
     let mut messages: Vec<Arc<StreamMessage>> = Vec::new();
     let mut grants = GrantTally::default();
-    let submitted = items.into_iter().zip(parsed.results).zip(parsed.records);
-    for (n, ((item, result), record)) in submitted.enumerate() {
+    let submitted = items
+        .into_iter()
+        .zip(parsed.results)
+        .zip(parsed.records)
+        .zip(parsed.keys);
+    for (n, (((item, result), record), key)) in submitted.enumerate() {
         if n > 0 && n % APPLY_CHUNK == 0 {
             // Let waiting reads in (this thread is the only writer, so
             // nothing it holds changes meanwhile).
             parking_lot::RwLockWriteGuard::bump(core);
         }
         let line = item.line.unwrap_or(item.index as u64 + 1);
-        match core.ingest.admit(result, line) {
+        match core.ingest.admit_keyed(result, key, line) {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
                 apply_accepted(
