@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod priority;
 pub mod rebuild;
 pub mod record;
 pub mod routes;

@@ -165,34 +165,6 @@ impl Drop for Snapshotter {
     }
 }
 
-/// How much lower than the request threads the snapshot thread runs (a
-/// `nice` increment): encoding a large state takes a core for a while, and
-/// while both cores are busy the scheduler should run request handlers and
-/// the engine first. At nice 10 the thread still gets about a tenth of a
-/// contended core, so snapshots finish under any load.
-const SNAPSHOT_NICENESS: i32 = 10;
-
-/// Lowers this thread's scheduling priority by [`SNAPSHOT_NICENESS`].
-/// Linux only (threads have their own nice value there); best effort: a
-/// refusal only costs latency, so it is logged and ignored.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid and setpriority take no pointers and only act on
-        // the calling thread.
-        let result = unsafe {
-            let tid = libc::gettid() as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, SNAPSHOT_NICENESS)
-        };
-        if result != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "could not lower the snapshot thread's priority"
-            );
-        }
-    }
-}
-
 fn writer(
     rx: Receiver<Job>,
     store: SnapshotStore,
@@ -203,7 +175,11 @@ fn writer(
     // Kept across snapshots: unchanged players, grants and boards are
     // copied from the last encoding instead of encoded again.
     let mut encoder = veltrix_core::snapshot::Encoder::default();
-    lower_priority();
+    // Encoding a large state takes a core for a while; while both cores
+    // are busy the scheduler should run request handlers and the engine
+    // first. At nice 10 the thread still gets about a tenth of a contended
+    // core, so snapshots finish under any load.
+    crate::priority::lower_current_thread(10);
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
         let payload = crate::rebuild::encode_snapshot(&job.state, &mut encoder);
