@@ -24,8 +24,9 @@
 //! the state (every byte is written again, see `Encoder`); without pacing a
 //! large state at a high rate would have the snapshot thread busy all the
 //! time, taking a core from ingest. The price is a longer log tail to
-//! replay on restart: at most about `PACING` snapshot durations of records
-//! (or `every`, whichever is more).
+//! replay on restart: about `pacing` snapshot durations of records, but
+//! never more than [`MAX_TAIL_FACTOR`] × `every` (past that a snapshot is
+//! due as soon as none is in flight), so restart time stays bounded.
 
 use crate::engine::Shared;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,6 +67,10 @@ pub struct Status {
 /// A snapshot starts at least this many times its predecessor's duration
 /// after the predecessor started; 1 turns pacing off.
 pub const DEFAULT_PACING: u32 = 4;
+
+/// Pacing never lets the log tail grow past this many times `every`
+/// records: restart time stays bounded even when snapshots take long.
+pub const MAX_TAIL_FACTOR: u64 = 10;
 
 struct Job {
     seq: u64,
@@ -114,14 +119,20 @@ impl Snapshotter {
     /// `every` records past the last snapshot, no snapshot is in flight,
     /// and pacing allows one.
     pub fn due(&self, covered: u64) -> bool {
-        covered >= self.last_seq + self.every
+        let since = covered.saturating_sub(self.last_seq);
+        since >= self.every
             && !self.status.busy.load(Ordering::Acquire)
-            && lock(&self.status.last_run).is_none_or(|(started, finished)| {
-                (finished - started)
-                    .checked_mul(self.pacing.max(1))
-                    .and_then(|gap| started.checked_add(gap))
-                    .is_some_and(|allowed| Instant::now() >= allowed)
-            })
+            && (since >= self.every.saturating_mul(MAX_TAIL_FACTOR) || self.paced())
+    }
+
+    /// Whether pacing allows a snapshot now.
+    fn paced(&self) -> bool {
+        lock(&self.status.last_run).is_none_or(|(started, finished)| {
+            (finished - started)
+                .checked_mul(self.pacing.max(1))
+                .and_then(|gap| started.checked_add(gap))
+                .is_some_and(|allowed| Instant::now() >= allowed)
+        })
     }
 
     /// True while a snapshot is being written.

@@ -96,6 +96,20 @@ async fn state(router: &Router) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The log's last seq, from `/readyz`.
+async fn last_seq(router: &Router) -> u64 {
+    let request = Request::builder()
+        .uri("/readyz")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    body["last_seq"]
+        .as_u64()
+        .expect("/readyz names the last seq")
+}
+
 /// Posts events `first..first+count` in requests of 100 (one record each
 /// plus a tally record per request with rejections).
 async fn feed(router: &Router, first: usize, count: usize) {
@@ -384,12 +398,14 @@ async fn a_crash_while_snapshotting_loses_nothing_acknowledged() {
 }
 
 /// Pacing: with a snapshot due every 50 records, a pacing factor of a
-/// million lets the first snapshot through and then holds every other one
-/// back (they would wait a million times the first one's duration) until
-/// the one at shutdown; pacing 1 takes one after every request of 100
-/// events (some of them invalid, so not quite 100 records).
+/// million lets the first snapshot through and then holds the next back
+/// (it would wait a million times the first one's duration) until the log
+/// tail reaches 10 × 50 records, which forces one; the one at shutdown is
+/// never held back. Pacing 1 takes one after every request of 100 events
+/// (some invalid, so not quite 100 records).
 #[tokio::test]
-async fn pacing_holds_snapshots_back_but_not_the_one_at_shutdown() {
+async fn pacing_holds_snapshots_back_until_the_tail_cap_and_never_at_shutdown() {
+    assert_eq!(veltrix_server::snapshots::MAX_TAIL_FACTOR, 10);
     for pacing in [1_000_000, 1] {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = options(dir.path(), Some(50));
@@ -398,19 +414,45 @@ async fn pacing_holds_snapshots_back_but_not_the_one_at_shutdown() {
         let status = server.snapshot_status.clone().expect("snapshots are on");
         let router = server.router();
         let written = || status.written.load(Ordering::Acquire);
-        for batch in 0..6 {
-            feed(&router, batch * 100, 100).await;
-            if pacing == 1 || batch == 0 {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while written() <= batch as u64 {
-                    assert!(Instant::now() < deadline, "no snapshot after batch {batch}");
+        let seq = || status.written_seq.load(Ordering::Acquire);
+        let wait_for = |count: u64| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            async move {
+                while written() < count {
+                    assert!(Instant::now() < deadline, "snapshot {count} never came");
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
+        };
+        feed(&router, 0, 100).await;
+        wait_for(1).await;
+        let first = seq();
+        let mut batch = 1;
+        // Up to just under the cap past the first snapshot.
+        while last_seq(&router).await + 100 < first + 10 * 50 {
+            feed(&router, batch * 100, 100).await;
+            batch += 1;
+            if pacing == 1 {
+                wait_for(batch as u64).await;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let expected = if pacing == 1 { 6 } else { 1 };
-        assert_eq!(written(), expected, "pacing {pacing}");
+        if pacing == 1 {
+            assert_eq!(written(), batch as u64, "one per request");
+        } else {
+            assert_eq!(written(), 1, "held back below the cap");
+            // Past the cap: due however long the pacing asks to wait.
+            for _ in 0..3 {
+                feed(&router, batch * 100, 100).await;
+                batch += 1;
+            }
+            wait_for(2).await;
+            assert!(
+                seq() >= first + 10 * 50,
+                "forced at the cap: {} vs {first}",
+                seq()
+            );
+        }
         drop(router);
         server.shutdown();
         let server = Server::open(plan(), options(dir.path(), None)).unwrap();
