@@ -201,6 +201,10 @@ fn writer(
             .snapshot_encode_seconds
             .observe(encode.as_secs_f64());
         let result = write_one(job.seq, &payload, &store, &log, &shared);
+        // Not busy before the outcome is published: whoever sees a
+        // snapshot written may count on the next one being takeable.
+        *lock(&status.last_run) = Some((job.submitted, Instant::now()));
+        status.busy.store(false, Ordering::Release);
         match result {
             Ok(retired) => {
                 status.written_seq.store(job.seq, Ordering::Release);
@@ -220,8 +224,6 @@ fn writer(
                 *lock(&status.last_error) = Some(message);
             }
         }
-        *lock(&status.last_run) = Some((job.submitted, Instant::now()));
-        status.busy.store(false, Ordering::Release);
     }
 }
 
