@@ -217,6 +217,17 @@ impl Default for Dedup {
 }
 
 impl Dedup {
+    /// Room for `keys` keys without growing.
+    pub fn with_capacity(keys: usize) -> Dedup {
+        let per_shard = keys / DEDUP_SHARDS + keys / DEDUP_SHARDS / 16 + 1;
+        Dedup {
+            shards: (0..DEDUP_SHARDS)
+                .map(|_| FastSet::with_capacity_and_hasher(per_shard, Default::default()))
+                .collect(),
+            keys: CowVec::new(),
+        }
+    }
+
     fn shard(key: u128) -> usize {
         (key >> (128 - DEDUP_SHARDS.trailing_zeros())) as usize
     }

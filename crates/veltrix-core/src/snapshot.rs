@@ -97,6 +97,9 @@ pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
 /// Memory: about one snapshot's size of cached bytes.
 #[derive(Default)]
 pub struct Encoder {
+    /// The size of the last encoding: the next one is about as big, and
+    /// growing a buffer of hundreds of megabytes by doubling copies it.
+    last_len: usize,
     partitions: Vec<PartitionCache>,
     rejected: Vec<Cached<Rejection>>,
     board_names: Vec<Cached<Arc<str>>>,
@@ -130,7 +133,7 @@ struct CachedPlayers {
 
 impl Encoder {
     pub fn encode(&mut self, ingest: &Ingest, engine: &Engine) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.last_len + self.last_len / 8);
         put(&mut out, &SNAPSHOT_FORMAT);
         put(&mut out, &*engine.plan.config.version);
         put(&mut out, &engine.last_seq);
@@ -170,6 +173,7 @@ impl Encoder {
         put(&mut out, &engine.views);
         put(&mut out, &engine.plan.retained_badges);
         put(&mut out, &engine.plan.retained_currencies);
+        self.last_len = out.len();
         out
     }
 
@@ -308,22 +312,7 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
             let (base, seen) = full.base.keyed();
             (base, seen, full.retained_badges, full.retained_currencies)
         }
-        _ => {
-            let full: Snapshot<'_, SeenKeys> = postcard::from_bytes(bytes).map_err(decode_error)?;
-            let mut base = full.base;
-            let bytes = std::mem::take(&mut base.seen);
-            if !bytes.len().is_multiple_of(16) {
-                return Err(SnapshotError::Decode(format!(
-                    "the dedup set holds {} bytes, not a whole number of 16-byte keys",
-                    bytes.len()
-                )));
-            }
-            let seen = bytes
-                .chunks_exact(16)
-                .map(|chunk| u128::from_le_bytes(chunk.try_into().expect("16 bytes")))
-                .collect();
-            (base, seen, full.retained_badges, full.retained_currencies)
-        }
+        _ => decode_format_3(bytes)?,
     };
     if snapshot.config_version != plan.config.version {
         return Err(SnapshotError::ConfigMismatch {
@@ -359,6 +348,88 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
     engine.max_ts = snapshot.max_ts;
     engine.last_seq = snapshot.last_seq;
     Ok((ingest, engine))
+}
+
+/// Format 3 up to and including the dedup keys, borrowed: the same bytes
+/// as the start of [`Snapshot`] (postcard writes a struct's fields end to
+/// end, and a byte vector exactly like a byte slice).
+#[derive(Deserialize)]
+struct Head3<'a> {
+    format: u32,
+    #[serde(borrow)]
+    config_version: Cow<'a, str>,
+    last_seq: u64,
+    max_ts: Option<i64>,
+    next_seq: u64,
+    counts: Counts,
+    rejected: CowVec<Rejection>,
+    #[serde(borrow)]
+    seen: &'a [u8],
+}
+
+/// Format 3 after the dedup keys.
+#[derive(Deserialize)]
+struct Tail3<'a> {
+    partitions: Vec<Partition>,
+    claims: Vec<(Resource, u32)>,
+    boards: BoardEntries,
+    board_names: Vec<Arc<str>>,
+    #[serde(borrow)]
+    views: Cow<'a, Views>,
+    retained_badges: Vec<String>,
+    retained_currencies: Vec<String>,
+}
+
+type Decoded<'a> = (SnapshotV1<'a, SeenKeys>, Dedup, Vec<String>, Vec<String>);
+
+/// Decodes format 3, building the dedup set on a second thread while this
+/// one decodes the rest: at ten million ids the set alone takes about as
+/// long (1.5 s) as everything else, and restart time is what snapshots are
+/// for. The result does not depend on the threads.
+fn decode_format_3(bytes: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
+    let decode_error = |e: postcard::Error| SnapshotError::Decode(e.to_string());
+    let (head, rest): (Head3<'_>, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(decode_error)?;
+    if !head.seen.len().is_multiple_of(16) {
+        return Err(SnapshotError::Decode(format!(
+            "the dedup set holds {} bytes, not a whole number of 16-byte keys",
+            head.seen.len()
+        )));
+    }
+    let keys = head.seen;
+    let (seen, tail) = std::thread::scope(|scope| {
+        let builder = scope.spawn(move || {
+            let mut seen = Dedup::with_capacity(keys.len() / 16);
+            for chunk in keys.chunks_exact(16) {
+                seen.insert(u128::from_le_bytes(chunk.try_into().expect("16 bytes")));
+            }
+            seen
+        });
+        let tail = postcard::from_bytes::<Tail3<'_>>(rest);
+        // Invariant: inserting keys cannot panic short of running out of
+        // memory, which aborts anyway.
+        (
+            builder.join().expect("building the dedup set panicked"),
+            tail,
+        )
+    });
+    let tail = tail.map_err(decode_error)?;
+    let base = SnapshotV1 {
+        format: head.format,
+        config_version: head.config_version,
+        last_seq: head.last_seq,
+        max_ts: head.max_ts,
+        next_seq: head.next_seq,
+        counts: head.counts,
+        rejected: head.rejected,
+        seen: SeenKeys::new(),
+        partitions: tail.partitions,
+        claims: tail.claims,
+        boards: tail.boards,
+        board_names: tail.board_names,
+        views: tail.views,
+    };
+    Ok((base, seen, tail.retained_badges, tail.retained_currencies))
 }
 
 impl<'a> SnapshotV1<'a, Vec<Arc<str>>> {

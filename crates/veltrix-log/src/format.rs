@@ -158,13 +158,21 @@ pub fn encode_snapshot(seq: u64, payload: &[u8]) -> Vec<u8> {
 /// The header of a snapshot file holding `payload` (its checksum covers the
 /// payload), so the payload can be written after it without a copy.
 pub fn snapshot_header(seq: u64, payload: &[u8]) -> Vec<u8> {
+    snapshot_header_of_parts(seq, &[payload])
+}
+
+/// The header of a snapshot file whose payload is `parts` end to end.
+pub fn snapshot_header_of_parts(seq: u64, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..28]), payload);
+    out.extend_from_slice(&(len as u64).to_le_bytes());
+    let crc = parts.iter().fold(crc32c::crc32c(&out[0..28]), |crc, part| {
+        crc32c::crc32c_append(crc, part)
+    });
     out.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len(), SNAPSHOT_HEADER_LEN);
     out

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::LogError;
 use crate::format::{
     SNAPSHOT_VERSION, SnapshotProblem, decode_snapshot, parse_snapshot_file_name,
-    snapshot_file_name, snapshot_header,
+    snapshot_file_name, snapshot_header_of_parts,
 };
 use crate::storage::{FsStorage, Storage};
 
@@ -134,6 +134,12 @@ impl SnapshotStore {
     /// write, fsync, rename over `NNN.snap`, fsync the directory. Then deletes all
     /// but the newest `keep` snapshots. Returns the snapshot's path.
     pub fn write(&self, seq: u64, payload: &[u8]) -> Result<PathBuf, LogError> {
+        self.write_parts(seq, &[payload])
+    }
+
+    /// [`SnapshotStore::write`] of a payload made of `parts` end to end,
+    /// so a caller that builds it in pieces need not copy them into one.
+    pub fn write_parts(&self, seq: u64, parts: &[&[u8]]) -> Result<PathBuf, LogError> {
         let name = snapshot_file_name(seq);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
@@ -147,21 +153,19 @@ impl SnapshotStore {
                 .storage
                 .create(&tmp)
                 .map_err(|e| LogError::io("create", &tmp, e))?;
-            f.write_all(&snapshot_header(seq, payload))
+            f.write_all(&snapshot_header_of_parts(seq, parts))
                 .map_err(|e| LogError::io("write", &tmp, e))?;
             // A piece at a time, each made durable before the next: one
             // fsync of a whole large snapshot would queue hundreds of
             // megabytes at the disk at once, and every log fsync issued
             // meanwhile (each acknowledgement waits for one) would wait
             // behind them.
-            for piece in payload.chunks(SYNC_EVERY_BYTES) {
+            for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
                 f.write_all(piece)
                     .map_err(|e| LogError::io("write", &tmp, e))?;
                 f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
             }
-            if payload.is_empty() {
-                f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
-            }
+            f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
         }
         self.storage
             .rename(&tmp, &path)

@@ -202,19 +202,58 @@ struct Envelope2<'a> {
 }
 
 /// Encodes a snapshot of `core`: core's snapshot, the dead-letter bodies
-/// and the configuration sources and history. `encoder` remembers what it
-/// encoded before (see [`Encoder`]); a fresh one gives the same bytes.
+/// and the configuration sources and history, in one buffer. `encoder`
+/// remembers what it encoded before (see [`Encoder`]); a fresh one gives
+/// the same bytes.
 pub fn encode_snapshot(core: &Core, encoder: &mut Encoder) -> Vec<u8> {
+    encode_snapshot_parts(core, encoder).parts().concat()
+}
+
+/// A server snapshot in three pieces that make the payload end to end
+/// (for `SnapshotStore::write_parts`), so core's snapshot — nearly all of
+/// it — is never copied into an envelope buffer.
+pub struct SnapshotParts {
+    /// The envelope's magic and the length of core's snapshot.
+    head: Vec<u8>,
+    core: Vec<u8>,
+    /// The rest of the envelope: bodies, configuration sources, history.
+    tail: Vec<u8>,
+}
+
+impl SnapshotParts {
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, &self.core, &self.tail]
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.core.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// [`encode_snapshot`] in pieces. Postcard writes a struct as its fields end
+/// to end and a byte slice as its length then its bytes, so the pieces
+/// joined are exactly the serialized [`Envelope2`] (tested).
+pub fn encode_snapshot_parts(core: &Core, encoder: &mut Encoder) -> SnapshotParts {
     let inner = encoder.encode(&core.ingest, &core.engine);
-    let envelope = Envelope2 {
-        core: &inner,
-        dead_letter_bodies: core.dead_letter_bodies.clone(),
-        config_sources: core.config_sources.clone(),
-        config_history: core.config_history.clone(),
-    };
-    // Invariant: byte slices, strings and vectors always encode into a
-    // growable vector.
-    postcard::to_extend(&envelope, SNAPSHOT_ENVELOPE.to_vec()).expect("snapshot encodes")
+    // Invariant: lengths, byte vectors, strings and lists always encode
+    // into a growable vector.
+    let head = postcard::to_extend(&(inner.len() as u64), SNAPSHOT_ENVELOPE.to_vec())
+        .expect("a length encodes");
+    let tail = postcard::to_allocvec(&(
+        &core.dead_letter_bodies,
+        &core.config_sources,
+        &core.config_history,
+    ))
+    .expect("snapshot encodes");
+    SnapshotParts {
+        head,
+        core: inner,
+        tail,
+    }
 }
 
 /// The submitted bytes of each dead letter (see [`Core::dead_letter_bodies`]).
@@ -664,6 +703,56 @@ fn diff_into(path: &mut String, left: &Value, right: &Value, out: &mut Vec<Diffe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_pieces_joined_are_the_serialized_envelope() {
+        let config = veltrix_config::compile(&[veltrix_config::Source::new(
+            "t.toml",
+            "[events.login]\n[rules.hello]\non = \"login\"\nreward = { points = 1 }\n",
+        )])
+        .unwrap();
+        let plan = Arc::new(Plan::new(Arc::new(config)));
+        let mut ingest = Ingest::new();
+        let mut engine = Engine::new(plan.clone(), 1);
+        for (line, text) in [
+            br#"{"id":"a","player":"p","type":"login","ts":5}"#.as_slice(),
+            br#"{"id":"b","player":"p","type":"logout","ts":6}"#.as_slice(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let veltrix_core::Submission::Accepted { seq, event } =
+                ingest.submit(&plan, text, line as u64 + 1, 0)
+            {
+                engine.apply_event(seq, &event);
+            }
+        }
+        let core = Core {
+            plan: plan.clone(),
+            ingest,
+            engine,
+            dead_letter_bodies: vec![Some(b"logout".to_vec())].into(),
+            config_sources: Some(vec![("t.toml".into(), "x".into())]),
+            config_history: vec![ConfigVersion {
+                version: plan.config.version.clone(),
+                seq: 0,
+            }],
+        };
+        let joined = encode_snapshot(&core, &mut Encoder::default());
+        let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
+        let envelope = Envelope2 {
+            core: &inner,
+            dead_letter_bodies: core.dead_letter_bodies.clone(),
+            config_sources: core.config_sources.clone(),
+            config_history: core.config_history.clone(),
+        };
+        let serialized = postcard::to_extend(&envelope, SNAPSHOT_ENVELOPE.to_vec()).unwrap();
+        assert_eq!(joined, serialized);
+        assert_eq!(
+            encode_snapshot_parts(&core, &mut Encoder::default()).len(),
+            joined.len()
+        );
+    }
 
     #[test]
     fn differences_name_json_pointers() {

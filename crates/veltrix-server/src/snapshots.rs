@@ -193,14 +193,14 @@ fn writer(
     crate::priority::lower_current_thread(10);
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
-        let payload = crate::rebuild::encode_snapshot(&job.state, &mut encoder);
+        let payload = crate::rebuild::encode_snapshot_parts(&job.state, &mut encoder);
         let encode = started.elapsed();
         drop(job.state);
         shared
             .metrics
             .snapshot_encode_seconds
             .observe(encode.as_secs_f64());
-        let result = write_one(job.seq, &payload, &store, &log, &shared);
+        let result = write_one(job.seq, &payload.parts(), &store, &log, &shared);
         // Not busy before the outcome is published: whoever sees a
         // snapshot written may count on the next one being takeable.
         *lock(&status.last_run) = Some((job.submitted, Instant::now()));
@@ -233,7 +233,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn write_one(
     seq: u64,
-    payload: &[u8],
+    payload: &[&[u8]],
     store: &SnapshotStore,
     log: &Log,
     shared: &Shared,
@@ -263,7 +263,7 @@ fn write_one(
         std::thread::sleep(Duration::from_millis(1));
     }
     store
-        .write(seq, payload)
+        .write_parts(seq, payload)
         .map_err(|e| format!("writing failed: {e}"))?;
     let oldest = store
         .list()
