@@ -36,7 +36,8 @@ pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Format 2 and later: the format-1 fields (postcard writes nested structs
 /// without framing, so the bytes start exactly like format 1) and then the
-/// names. `S` is the dedup set: ids up to format 2, [`SeenKeys`] from 3.
+/// names. `S` is the dedup set: ids up to format 2, from format 3 the keys'
+/// 16 little-endian bytes each, end to end, as one byte vector.
 #[derive(Serialize, Deserialize)]
 struct Snapshot<'a, S> {
     #[serde(borrow)]
@@ -45,12 +46,22 @@ struct Snapshot<'a, S> {
     retained_currencies: Vec<String>,
 }
 
-/// The dedup set of format 3: the keys' bytes end to end.
-type SeenKeys = Vec<u8>;
-
+/// Format 1: the fields up to the dedup set, then the rest (postcard
+/// writes nested structs without framing, so the split costs no bytes and
+/// lets format 3 read the head alone first).
 #[derive(Serialize, Deserialize)]
 struct SnapshotV1<'a, S> {
+    #[serde(borrow)]
+    head: Head<'a, S>,
+    #[serde(borrow)]
+    tail: Tail<'a>,
+}
+
+/// The fields up to and including the dedup set.
+#[derive(Serialize, Deserialize)]
+struct Head<'a, S> {
     format: u32,
+    #[serde(borrow)]
     config_version: Cow<'a, str>,
     last_seq: u64,
     max_ts: Option<i64>,
@@ -60,10 +71,16 @@ struct SnapshotV1<'a, S> {
     /// The accepted ids (formats 1-2) or their keys (3), in no particular
     /// order.
     seen: S,
+}
+
+/// The fields after the dedup set.
+#[derive(Serialize, Deserialize)]
+struct Tail<'a> {
     partitions: Vec<Partition>,
     claims: Vec<(Resource, u32)>,
     boards: BoardEntries,
     board_names: Vec<Arc<str>>,
+    #[serde(borrow)]
     views: Cow<'a, Views>,
 }
 
@@ -299,24 +316,31 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
         return Err(SnapshotError::NewerFormat { found: format });
     }
     let decode_error = |e: postcard::Error| SnapshotError::Decode(e.to_string());
-    let (snapshot, seen, retained_badges, retained_currencies) = match format {
+    let (head, tail, seen, retained_badges, retained_currencies) = match format {
         1 => {
             let base: SnapshotV1<'_, Vec<Arc<str>>> =
                 postcard::from_bytes(bytes).map_err(decode_error)?;
-            let (base, seen) = base.keyed();
-            (base, seen, Vec::new(), Vec::new())
+            let (head, seen) = base.head.keyed();
+            (head, base.tail, seen, Vec::new(), Vec::new())
         }
         2 => {
             let full: Snapshot<'_, Vec<Arc<str>>> =
                 postcard::from_bytes(bytes).map_err(decode_error)?;
-            let (base, seen) = full.base.keyed();
-            (base, seen, full.retained_badges, full.retained_currencies)
+            let (head, seen) = full.base.head.keyed();
+            let tail = full.base.tail;
+            (
+                head,
+                tail,
+                seen,
+                full.retained_badges,
+                full.retained_currencies,
+            )
         }
         _ => decode_format_3(bytes)?,
     };
-    if snapshot.config_version != plan.config.version {
+    if head.config_version != plan.config.version {
         return Err(SnapshotError::ConfigMismatch {
-            snapshot: snapshot.config_version.into_owned(),
+            snapshot: head.config_version.into_owned(),
             active: plan.config.version.clone(),
         });
     }
@@ -333,62 +357,34 @@ pub fn decode(plan: Arc<Plan>, bytes: &[u8]) -> Result<(Ingest, Engine), Snapsho
     };
     let mut ingest = Ingest::new();
     ingest.seen = seen;
-    ingest.counts = snapshot.counts;
-    ingest.rejected = snapshot.rejected;
-    ingest.next_seq = snapshot.next_seq;
-    let mut partitions = snapshot.partitions;
+    ingest.counts = head.counts;
+    ingest.rejected = head.rejected;
+    ingest.next_seq = head.next_seq;
+    let mut partitions = tail.partitions;
     for partition in &mut partitions {
         partition.rebuild_index();
     }
     let mut engine = Engine::new(plan, partitions.len().max(1));
     engine.partitions = partitions;
-    engine.claims = CountingClaims::from_counts(snapshot.claims);
-    engine.boards = Boards::import(snapshot.boards, snapshot.board_names);
-    engine.views = snapshot.views.into_owned();
-    engine.max_ts = snapshot.max_ts;
-    engine.last_seq = snapshot.last_seq;
+    engine.claims = CountingClaims::from_counts(tail.claims);
+    engine.boards = Boards::import(tail.boards, tail.board_names);
+    engine.views = tail.views.into_owned();
+    engine.max_ts = head.max_ts;
+    engine.last_seq = head.last_seq;
     Ok((ingest, engine))
 }
 
-/// Format 3 up to and including the dedup keys, borrowed: the same bytes
-/// as the start of [`Snapshot`] (postcard writes a struct's fields end to
-/// end, and a byte vector exactly like a byte slice).
-#[derive(Deserialize)]
-struct Head3<'a> {
-    format: u32,
-    #[serde(borrow)]
-    config_version: Cow<'a, str>,
-    last_seq: u64,
-    max_ts: Option<i64>,
-    next_seq: u64,
-    counts: Counts,
-    rejected: CowVec<Rejection>,
-    #[serde(borrow)]
-    seen: &'a [u8],
-}
+type Decoded<'a> = (Head<'a, ()>, Tail<'a>, Dedup, Vec<String>, Vec<String>);
 
-/// Format 3 after the dedup keys.
-#[derive(Deserialize)]
-struct Tail3<'a> {
-    partitions: Vec<Partition>,
-    claims: Vec<(Resource, u32)>,
-    boards: BoardEntries,
-    board_names: Vec<Arc<str>>,
-    #[serde(borrow)]
-    views: Cow<'a, Views>,
-    retained_badges: Vec<String>,
-    retained_currencies: Vec<String>,
-}
-
-type Decoded<'a> = (SnapshotV1<'a, SeenKeys>, Dedup, Vec<String>, Vec<String>);
-
-/// Decodes format 3, building the dedup set on a second thread while this
-/// one decodes the rest: at ten million ids the set alone takes about as
-/// long (1.5 s) as everything else, and restart time is what snapshots are
-/// for. The result does not depend on the threads.
+/// Decodes format 3: the head first, with the dedup keys borrowed (postcard
+/// writes a byte vector exactly like a byte slice), then the tail and the
+/// retained names while a second thread builds the dedup set from the keys.
+/// At ten million ids the set alone takes about as long (1.5 s) as
+/// everything else, and restart time is what snapshots are for. The
+/// result does not depend on the threads.
 fn decode_format_3(bytes: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
     let decode_error = |e: postcard::Error| SnapshotError::Decode(e.to_string());
-    let (head, rest): (Head3<'_>, &[u8]) =
+    let (head, rest): (Head<'_, &[u8]>, &[u8]) =
         postcard::take_from_bytes(bytes).map_err(decode_error)?;
     if !head.seen.len().is_multiple_of(16) {
         return Err(SnapshotError::Decode(format!(
@@ -397,7 +393,7 @@ fn decode_format_3(bytes: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
         )));
     }
     let keys = head.seen;
-    let (seen, tail) = std::thread::scope(|scope| {
+    let (seen, rest) = std::thread::scope(|scope| {
         let builder = scope.spawn(move || {
             let mut seen = Dedup::with_capacity(keys.len() / 16);
             for chunk in keys.chunks_exact(16) {
@@ -405,38 +401,27 @@ fn decode_format_3(bytes: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
             }
             seen
         });
-        let tail = postcard::from_bytes::<Tail3<'_>>(rest);
+        let rest = postcard::from_bytes::<(Tail<'_>, Vec<String>, Vec<String>)>(rest);
         // Invariant: inserting keys cannot panic short of running out of
         // memory, which aborts anyway.
         (
             builder.join().expect("building the dedup set panicked"),
-            tail,
+            rest,
         )
     });
-    let tail = tail.map_err(decode_error)?;
-    let base = SnapshotV1 {
-        format: head.format,
-        config_version: head.config_version,
-        last_seq: head.last_seq,
-        max_ts: head.max_ts,
-        next_seq: head.next_seq,
-        counts: head.counts,
-        rejected: head.rejected,
-        seen: SeenKeys::new(),
-        partitions: tail.partitions,
-        claims: tail.claims,
-        boards: tail.boards,
-        board_names: tail.board_names,
-        views: tail.views,
-    };
-    Ok((base, seen, tail.retained_badges, tail.retained_currencies))
+    let (tail, retained_badges, retained_currencies) = rest.map_err(decode_error)?;
+    Ok((
+        head.map_seen(|_| ()),
+        tail,
+        seen,
+        retained_badges,
+        retained_currencies,
+    ))
 }
 
-impl<'a> SnapshotV1<'a, Vec<Arc<str>>> {
-    /// A format 1-2 base with its ids turned into keys.
-    fn keyed(self) -> (SnapshotV1<'a, SeenKeys>, Dedup) {
-        let seen = self.seen.iter().map(|id| id_key(id)).collect();
-        let base = SnapshotV1 {
+impl<'a, S> Head<'a, S> {
+    fn map_seen<T>(self, f: impl FnOnce(S) -> T) -> Head<'a, T> {
+        Head {
             format: self.format,
             config_version: self.config_version,
             last_seq: self.last_seq,
@@ -444,14 +429,16 @@ impl<'a> SnapshotV1<'a, Vec<Arc<str>>> {
             next_seq: self.next_seq,
             counts: self.counts,
             rejected: self.rejected,
-            seen: SeenKeys::new(),
-            partitions: self.partitions,
-            claims: self.claims,
-            boards: self.boards,
-            board_names: self.board_names,
-            views: self.views,
-        };
-        (base, seen)
+            seen: f(self.seen),
+        }
+    }
+}
+
+impl<'a> Head<'a, Vec<Arc<str>>> {
+    /// A format 1-2 head with its ids turned into keys.
+    fn keyed(self) -> (Head<'a, ()>, Dedup) {
+        let seen = self.seen.iter().map(|id| id_key(id)).collect();
+        (self.map_seen(|_| ()), seen)
     }
 }
 
@@ -466,6 +453,9 @@ fn peek_format(bytes: &[u8]) -> Result<u32, SnapshotError> {
 mod tests {
     use super::*;
     use crate::engine::{Submission, ndjson_lines};
+
+    /// The dedup set of format 3: the keys' bytes end to end.
+    type SeenKeys = Vec<u8>;
 
     const CONFIG: &str = r#"
 [currencies.coins]
@@ -490,24 +480,28 @@ period = "day"
     fn encode_with_serde(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
         let (boards, board_names) = engine.boards.export();
         let base = SnapshotV1 {
-            format: SNAPSHOT_FORMAT,
-            config_version: Cow::Borrowed(&engine.plan.config.version),
-            last_seq: engine.last_seq,
-            max_ts: engine.max_ts,
-            next_seq: ingest.next_seq,
-            counts: ingest.counts,
-            rejected: ingest.rejected.clone(),
-            seen: ingest
-                .seen
-                .keys()
-                .iter()
-                .flat_map(|key| key.to_le_bytes())
-                .collect::<SeenKeys>(),
-            partitions: engine.partitions.clone(),
-            claims: engine.claims.counts(),
-            boards,
-            board_names,
-            views: Cow::Borrowed(&engine.views),
+            head: Head {
+                format: SNAPSHOT_FORMAT,
+                config_version: Cow::Borrowed(&engine.plan.config.version),
+                last_seq: engine.last_seq,
+                max_ts: engine.max_ts,
+                next_seq: ingest.next_seq,
+                counts: ingest.counts,
+                rejected: ingest.rejected.clone(),
+                seen: ingest
+                    .seen
+                    .keys()
+                    .iter()
+                    .flat_map(|key| key.to_le_bytes())
+                    .collect::<SeenKeys>(),
+            },
+            tail: Tail {
+                partitions: engine.partitions.clone(),
+                claims: engine.claims.counts(),
+                boards,
+                board_names,
+                views: Cow::Borrowed(&engine.views),
+            },
         };
         postcard::to_allocvec(&Snapshot {
             base,

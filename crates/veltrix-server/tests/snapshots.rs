@@ -86,26 +86,20 @@ async fn post(router: &Router, body: Vec<u8>) {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-async fn state(router: &Router) -> Value {
-    let request = Request::builder()
-        .uri("/v1/state")
-        .body(Body::empty())
-        .unwrap();
+async fn get(router: &Router, uri: &str) -> Value {
+    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&bytes).unwrap()
 }
 
+async fn state(router: &Router) -> Value {
+    get(router, "/v1/state").await
+}
+
 /// The log's last seq, from `/readyz`.
 async fn last_seq(router: &Router) -> u64 {
-    let request = Request::builder()
-        .uri("/readyz")
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    body["last_seq"]
+    get(router, "/readyz").await["last_seq"]
         .as_u64()
         .expect("/readyz names the last seq")
 }
