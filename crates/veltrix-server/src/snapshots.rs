@@ -1,29 +1,31 @@
 //! Taking snapshots without stalling ingest for the disk.
 //!
-//! The engine thread clones the state (it owns it; a clone costs a fraction
-//! of an encode) and hands the copy to the snapshot thread, which
+//! The engine thread takes a `Core::snapshot_copy` (it shares the players,
+//! grants and keys with the live state instead of copying them, so it takes
+//! milliseconds at any size) and hands it to the snapshot thread, which
 //!
-//! 1. encodes it,
+//! 1. encodes it with an `Encoder` kept across snapshots (unchanged parts
+//!    cost a copy of their earlier bytes),
 //! 2. waits until the log has made every record the snapshot covers durable
 //!    (a snapshot must never be ahead of the log on disk: a restart would find
 //!    a log that ends before its snapshot and refuse to start),
-//! 3. writes it with `SnapshotStore::write` (temp file, fsync, rename, fsync
-//!    the directory, keep the newest N),
+//! 3. writes it with `SnapshotStore::write_parts` (temp file, fsync'd
+//!    8 MiB at a time, rename, fsync the directory, keep the newest N),
 //! 4. retires the log segments that no kept snapshot needs:
 //!    `retire_before(oldest kept snapshot + 1)`, so falling back to any kept
 //!    snapshot still finds its log tail.
 //!
 //! At most one snapshot is in flight: while the thread is busy the engine
 //! does not copy another one (it tries again after its next command), so at
-//! most one extra copy of the state exists at a time.
+//! most one old version of each changed part exists at a time.
 //!
 //! Pacing: a snapshot is due after `every` records, but never sooner than
-//! `pacing` times the last snapshot's own duration after that one started
-//! ([`DEFAULT_PACING`]: snapshots use at most a quarter of one core),
-//! whatever the state's size and the ingest rate. A snapshot costs time proportional to
-//! the state (every byte is written again, see `Encoder`); without pacing a
-//! large state at a high rate would have the snapshot thread busy all the
-//! time, taking a core from ingest. The price is a longer log tail to
+//! `pacing` times the last snapshot's own duration (hand-over to written)
+//! after that one started ([`DEFAULT_PACING`]: snapshots use at most a
+//! quarter of one core), whatever the state's size and the ingest rate. A
+//! snapshot costs time proportional to the state (every byte is written
+//! again); without pacing a large state at a high rate would have the
+//! snapshot thread busy all the time, taking a core from ingest. The price is a longer log tail to
 //! replay on restart: about `pacing` snapshot durations of records, but
 //! never more than [`MAX_TAIL_FACTOR`] × `every` (past that a snapshot is
 //! due as soon as none is in flight), so restart time stays bounded.
