@@ -192,10 +192,35 @@ pub fn router(app: App) -> Router {
         };
         router = router.route(spec.path, handler);
     }
+    let metrics = app.handle.shared.clone();
     router
         .fallback(not_found)
         .with_state(app)
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(metrics, time_reads))
+}
+
+/// Observes `veltrix_read_request_seconds` for reads: `GET /v1/…` except
+/// the live stream, which stays open.
+async fn time_reads(
+    State(shared): State<Arc<crate::engine::Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let is_read = request.method() == axum::http::Method::GET
+        && path.starts_with("/v1/")
+        && path != "/v1/stream";
+    if !is_read {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    shared
+        .metrics
+        .read_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// axum's own rejections (a path segment that is not valid UTF-8, a wrong

@@ -835,6 +835,30 @@ async fn metrics_count_ingest_grants_and_fsyncs() {
     }
 }
 
+/// Reads are timed (a 404 is a read too); writes, health checks and the
+/// metrics page are not.
+#[tokio::test]
+async fn metrics_time_reads_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    post_json(
+        &router,
+        "/v1/events",
+        json!([login("e1", "ann", "2026-12-01T09:00:00Z")]),
+    )
+    .await;
+    get(&router, "/v1/players/ann").await;
+    get(&router, "/v1/players/nobody").await;
+    get(&router, "/healthz").await;
+    get_text(&router, "/metrics").await;
+    let text = get_text(&router, "/metrics").await;
+    assert!(
+        text.contains("veltrix_read_request_seconds_count 2"),
+        "two reads timed in\n{text}"
+    );
+}
+
 #[tokio::test]
 async fn framework_rejections_use_the_error_shape_too() {
     let dir = tempfile::tempdir().unwrap();
