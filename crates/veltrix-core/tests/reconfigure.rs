@@ -562,6 +562,39 @@ fn sequence_candidates_are_kept_only_for_steps_that_remain() {
     assert!(sources(&state(&ingest, &engine)).is_empty());
 }
 
+/// The server's snapshot encoder, kept across a configuration switch that
+/// remaps every player, grant and board, writes exactly what a fresh one
+/// writes (a stale cached player or board would show here).
+#[test]
+fn a_warm_snapshot_encoder_sees_every_part_a_switch_remapped() {
+    use veltrix_core::snapshot::Encoder;
+    let (mut ingest, mut engine) = start(&base(), 3, &script("a", 0));
+    let mut encoder = Encoder::default();
+    encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy());
+    let new = plan(
+        &[
+            VIEW,
+            &BOARDS.replace("[leaderboards.global]", "[leaderboards.everyone]"),
+            HUNT_TOUR_REORDERED,
+            HUNT_QUEST,
+            RULE_EXPLORER,
+            RULE_REGULAR,
+            RULE_BUSY,
+            RULE_BIG,
+            RULE_FIRST,
+            EVENTS_SWAPPED,
+            CURRENCIES_SWAPPED,
+        ]
+        .concat(),
+    );
+    switch_config(&mut ingest, &mut engine, new).unwrap();
+    let warm = encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy());
+    assert!(warm == encode(&ingest, &engine), "after the switch");
+    feed(&mut ingest, &mut engine, &script("b", 600));
+    let warm = encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy());
+    assert!(warm == encode(&ingest, &engine), "after more events");
+}
+
 #[test]
 fn removed_stages_leave_solved_lists_and_removed_hunts_leave_no_trace() {
     let old = base();
