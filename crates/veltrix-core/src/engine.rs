@@ -207,6 +207,9 @@ pub struct Dedup {
 
 pub const DEDUP_SHARDS: usize = 64;
 
+/// Invariant: only a snapshot copy lacks the shards, and it only encodes.
+const NO_LOOKUP_SET: &str = "a snapshot copy of the dedup set has no lookup set";
+
 impl Default for Dedup {
     fn default() -> Self {
         Dedup {
@@ -228,17 +231,24 @@ impl Dedup {
         }
     }
 
-    fn shard(key: u128) -> usize {
+    fn shard_index(key: u128) -> usize {
         (key >> (128 - DEDUP_SHARDS.trailing_zeros())) as usize
     }
 
     pub fn contains(&self, key: u128) -> bool {
-        self.shards[Dedup::shard(key)].contains(&key)
+        self.shards
+            .get(Dedup::shard_index(key))
+            .expect(NO_LOOKUP_SET)
+            .contains(&key)
     }
 
     /// Adds a key; false (and no change) when it was there.
     pub fn insert(&mut self, key: u128) -> bool {
-        let added = self.shards[Dedup::shard(key)].insert(key);
+        let added = self
+            .shards
+            .get_mut(Dedup::shard_index(key))
+            .expect(NO_LOOKUP_SET)
+            .insert(key);
         if added {
             self.keys.push(key);
         }
