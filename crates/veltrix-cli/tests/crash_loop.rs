@@ -31,7 +31,7 @@ mod chaos;
 
 use chaos::{
     Outcome, Rng, Scratch, Server, copy_dir, env_u64, get, get_json, normalized_players, post,
-    seed_from_env, veltrix,
+    post_events, seed_from_env, veltrix,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -179,13 +179,7 @@ impl Client {
                 if batch.attempts > 1 {
                     self.stats.retried_requests += 1;
                 }
-                let outcome = post(
-                    port,
-                    "/v1/events",
-                    "application/x-ndjson",
-                    batch.body.as_bytes(),
-                    WRITE_TIMEOUT,
-                );
+                let outcome = post_events(port, &batch.body, WRITE_TIMEOUT);
                 match outcome {
                     Outcome::Acked(answer) => {
                         let batch = self.pending_batch.take().unwrap();
@@ -240,13 +234,7 @@ impl Client {
                 // event must come back as a duplicate.
                 let (n, body) =
                     &self.recent_acked[rng.range(0, self.recent_acked.len() as u64 - 1) as usize];
-                match post(
-                    port,
-                    "/v1/events",
-                    "application/x-ndjson",
-                    body.as_bytes(),
-                    WRITE_TIMEOUT,
-                ) {
+                match post_events(port, body, WRITE_TIMEOUT) {
                     Outcome::Acked(answer) => {
                         self.stats.resent_acked_batches += 1;
                         if answer["accepted"] != 0 || answer["duplicates"] != *n as u64 {
@@ -831,13 +819,7 @@ fn crash_loop_loses_no_acknowledged_write_and_pays_nothing_twice() {
                 .iter()
                 .map(|id| format!("{}\n", client.lines[*id]))
                 .collect();
-            match post(
-                server.port,
-                "/v1/events",
-                "application/x-ndjson",
-                body.as_bytes(),
-                WRITE_TIMEOUT,
-            ) {
+            match post_events(server.port, &body, WRITE_TIMEOUT) {
                 Outcome::Acked(answer) => assert!(
                     answer["accepted"] == 0 && answer["duplicates"] == chunk.len() as u64,
                     "{context}: resending {} acknowledged events answered {answer}",

@@ -15,7 +15,7 @@
 
 mod chaos;
 
-use chaos::{Outcome, Scratch, Server, get, get_json, post, veltrix};
+use chaos::{Outcome, Scratch, Server, get, get_json, post, post_events, veltrix};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,13 +88,7 @@ fn disk_full_answers_507_keeps_acknowledged_events_and_recovers_by_itself() {
     for _ in 0..5 {
         let (ids, body) = batch(next, 200);
         next += 200;
-        match post(
-            port,
-            "/v1/events",
-            "application/x-ndjson",
-            body.as_bytes(),
-            WRITE_TIMEOUT,
-        ) {
+        match post_events(port, &body, WRITE_TIMEOUT) {
             Outcome::Acked(answer) => assert_eq!(answer["accepted"], 200, "{answer}"),
             other => panic!("before the disk filled: {other:?}"),
         }
@@ -120,13 +114,7 @@ fn disk_full_answers_507_keeps_acknowledged_events_and_recovers_by_itself() {
         );
         let (ids, body) = batch(next, 500);
         next += 500;
-        match post(
-            port,
-            "/v1/events",
-            "application/x-ndjson",
-            body.as_bytes(),
-            WRITE_TIMEOUT,
-        ) {
+        match post_events(port, &body, WRITE_TIMEOUT) {
             Outcome::Acked(answer) => {
                 assert_eq!(answer["accepted"], 500, "{answer}");
                 acked.extend(ids);
@@ -164,13 +152,7 @@ fn disk_full_answers_507_keeps_acknowledged_events_and_recovers_by_itself() {
     // reads answered.
     let (ids, body) = batch(next, 10);
     next += 10;
-    match post(
-        port,
-        "/v1/events",
-        "application/x-ndjson",
-        body.as_bytes(),
-        WRITE_TIMEOUT,
-    ) {
+    match post_events(port, &body, WRITE_TIMEOUT) {
         Outcome::Status(507, text) => assert!(text.contains("insufficient_storage"), "{text}"),
         Outcome::Acked(answer) => {
             // Accepted only if it was made durable: then it counts.
@@ -241,13 +223,7 @@ fn disk_full_answers_507_keeps_acknowledged_events_and_recovers_by_itself() {
     // The refused batches are retried (each event accepted or, if it
     // reached the log before the failure, a duplicate), then more new ones.
     for (ids, body) in &refused {
-        match post(
-            port,
-            "/v1/events",
-            "application/x-ndjson",
-            body.as_bytes(),
-            WRITE_TIMEOUT,
-        ) {
+        match post_events(port, body, WRITE_TIMEOUT) {
             Outcome::Acked(answer) => {
                 let n =
                     answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap();
@@ -261,13 +237,7 @@ fn disk_full_answers_507_keeps_acknowledged_events_and_recovers_by_itself() {
     for _ in 0..5 {
         let (ids, body) = batch(next, 200);
         next += 200;
-        match post(
-            port,
-            "/v1/events",
-            "application/x-ndjson",
-            body.as_bytes(),
-            WRITE_TIMEOUT,
-        ) {
+        match post_events(port, &body, WRITE_TIMEOUT) {
             Outcome::Acked(answer) => assert_eq!(answer["accepted"], 200, "{answer}"),
             other => panic!("after recovery: {other:?}"),
         }
@@ -294,13 +264,7 @@ fn disk_full_answers_507_keeps_acknowledged_events_and_recovers_by_itself() {
         "accepted events after a restart"
     );
     for body in &bodies {
-        match post(
-            server.port,
-            "/v1/events",
-            "application/x-ndjson",
-            body.as_bytes(),
-            WRITE_TIMEOUT,
-        ) {
+        match post_events(server.port, body, WRITE_TIMEOUT) {
             Outcome::Acked(answer) => assert_eq!(
                 answer["accepted"], 0,
                 "an acknowledged event was missing after the restart: {answer}"

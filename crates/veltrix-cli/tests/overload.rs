@@ -19,7 +19,7 @@
 
 mod chaos;
 
-use chaos::{Outcome, Scratch, Server, SseClient, env_u64, get, post};
+use chaos::{Outcome, Scratch, Server, SseClient, env_u64, get, post_events};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -121,13 +121,7 @@ struct Tally {
 
 fn send(port: u16, ids: Vec<String>, body: String, tally: &Mutex<Tally>) {
     let started = Instant::now();
-    let outcome = post(
-        port,
-        "/v1/events",
-        "application/x-ndjson",
-        body.as_bytes(),
-        WRITE_TIMEOUT,
-    );
+    let outcome = post_events(port, &body, WRITE_TIMEOUT);
     let mut t = tally.lock().unwrap();
     match outcome {
         Outcome::Acked(answer) => {
@@ -467,13 +461,7 @@ fn run_overload(p: Params) {
     let deadline = Instant::now() + Duration::from_secs(120);
     for (ids, body) in &refused {
         loop {
-            match post(
-                port,
-                "/v1/events",
-                "application/x-ndjson",
-                body.as_bytes(),
-                WRITE_TIMEOUT,
-            ) {
+            match post_events(port, body, WRITE_TIMEOUT) {
                 Outcome::Acked(answer) => {
                     assert_eq!(
                         answer["accepted"],
@@ -507,13 +495,7 @@ fn run_overload(p: Params) {
     for chunk in all.chunks(40) {
         let n: usize = chunk.iter().map(|(ids, _)| ids.len()).sum();
         let body: String = chunk.iter().map(|(_, b)| b.as_str()).collect();
-        match post(
-            server.port,
-            "/v1/events",
-            "application/x-ndjson",
-            body.as_bytes(),
-            WRITE_TIMEOUT,
-        ) {
+        match post_events(server.port, &body, WRITE_TIMEOUT) {
             Outcome::Acked(answer) => assert!(
                 answer["accepted"] == 0 && answer["duplicates"] == n as u64,
                 "acknowledged events resent after the restart: {answer}"
@@ -601,13 +583,7 @@ fn large_bodies_memory_figures() {
         std::thread::scope(|scope| {
             for _ in 0..clients {
                 scope.spawn(|| {
-                    let outcome = post(
-                        server.port,
-                        "/v1/events",
-                        "application/x-ndjson",
-                        body.as_bytes(),
-                        Duration::from_secs(120),
-                    );
+                    let outcome = post_events(server.port, &body, Duration::from_secs(120));
                     statuses.lock().unwrap().push(match outcome {
                         Outcome::Acked(_) => "200".to_string(),
                         Outcome::Overloaded(_) => "429".to_string(),

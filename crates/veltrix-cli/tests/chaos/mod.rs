@@ -499,6 +499,17 @@ pub fn post(port: u16, path: &str, content_type: &str, body: &[u8], timeout: Dur
     }
 }
 
+/// POSTs an NDJSON batch to `/v1/events`.
+pub fn post_events(port: u16, ndjson: &str, timeout: Duration) -> Outcome {
+    post(
+        port,
+        "/v1/events",
+        "application/x-ndjson",
+        ndjson.as_bytes(),
+        timeout,
+    )
+}
+
 /// The state dump's players as comparable values: zero balances and empty
 /// lists dropped (the dump may omit them), so two dumps of the same state
 /// compare equal however they spell "nothing".
