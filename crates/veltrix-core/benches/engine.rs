@@ -70,16 +70,16 @@ fn parse_all(plan: &Plan, lines: &[Vec<u8>]) -> Vec<(u64, Event)> {
         .collect()
 }
 
-fn bench_engine(c: &mut Criterion) {
-    let plan = plan();
-    let lines = workload(&plan, WARM + MEASURED, 7);
-    let events = parse_all(&plan, &lines);
-    let (warm, measured) = events.split_at(WARM);
-
-    let mut group = c.benchmark_group("engine");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(MEASURED as u64));
-    group.bench_function("apply_parsed_events/100k_players", |b| {
+/// Times applying `measured` to an engine that has applied `warm` (the
+/// warm-up is rebuilt outside the timing for every iteration).
+fn bench_apply(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    plan: &Arc<Plan>,
+    warm: &[(u64, Event)],
+    measured: &[(u64, Event)],
+) {
+    group.bench_function(name, |b| {
         b.iter_batched(
             || {
                 let mut engine = Engine::new(plan.clone(), 1);
@@ -97,6 +97,24 @@ fn bench_engine(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+}
+
+fn bench_engine(c: &mut Criterion) {
+    let plan = plan();
+    let lines = workload(&plan, WARM + MEASURED, 7);
+    let events = parse_all(&plan, &lines);
+    let (warm, measured) = events.split_at(WARM);
+
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(MEASURED as u64));
+    bench_apply(
+        &mut group,
+        "apply_parsed_events/100k_players",
+        &plan,
+        warm,
+        measured,
+    );
 
     let measured_lines: Vec<u8> = lines[WARM..]
         .iter()
@@ -253,24 +271,13 @@ fn rules_only(c: &mut Criterion) {
     let mut group = c.benchmark_group("rules");
     group.sample_size(10);
     group.throughput(Throughput::Elements(MEASURED as u64));
-    group.bench_function("evaluate_9_rules/100k_players", |b| {
-        b.iter_batched(
-            || {
-                let mut engine = Engine::new(plan.clone(), 1);
-                for (seq, event) in warm {
-                    engine.apply_event(*seq, event);
-                }
-                engine
-            },
-            |mut engine| {
-                for (seq, event) in measured {
-                    engine.apply_event(*seq, event);
-                }
-                engine
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    bench_apply(
+        &mut group,
+        "evaluate_9_rules/100k_players",
+        &plan,
+        warm,
+        measured,
+    );
     group.finish();
 }
 
