@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use veltrix_workload::Rng;
+use veltrix_workload::{Rng, zipf_cdf};
 
 /// The same operations on a veltrix-rank board and on a Redis sorted set:
 /// `players` players with random scores, then `ops` score increments of
@@ -234,16 +234,4 @@ pub fn parse(events: &Path) -> Result<Value> {
         "events_per_second": all.len() as f64 / best,
         "mb_per_second": bytes.len() as f64 / best / 1e6,
     }))
-}
-
-fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
-    let mut total = 0.0;
-    let mut cdf: Vec<f64> = (1..=n)
-        .map(|k| {
-            total += 1.0 / (k as f64).powf(s);
-            total
-        })
-        .collect();
-    cdf.iter_mut().for_each(|c| *c /= total);
-    cdf
 }

@@ -917,8 +917,10 @@ fn breakages(config: &Config) -> Vec<Breakage> {
     out
 }
 
-/// Cumulative distribution of Zipf(s) over ranks 1..=n.
-fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
+/// Cumulative distribution of Zipf(s) over ranks 1..=n: the first index
+/// whose value is at least a uniform draw in [0, 1) is a Zipf-distributed
+/// rank (0-based).
+pub fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
     let mut total = 0.0;
     let mut cdf: Vec<f64> = (1..=n)
         .map(|k| {
