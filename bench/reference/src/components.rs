@@ -6,7 +6,7 @@ use async_nats::jetstream::{self, stream::StorageType};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use veltrix_workload::{Rng, zipf_cdf};
 
 /// The same operations on a veltrix-rank board and on a Redis sorted set:
@@ -164,14 +164,7 @@ pub async fn log(
     let _ = std::fs::remove_dir_all(&batch_dir);
 
     // JetStream, `in_flight` outstanding publishes.
-    let client = async_nats::connect(nats)
-        .await
-        .context("connecting to NATS")?;
-    let js = jetstream::ContextBuilder::new()
-        .max_ack_inflight(in_flight)
-        .backpressure_on_inflight(true)
-        .timeout(Duration::from_secs(30))
-        .build(client);
+    let js = crate::stack::jetstream_context(nats, in_flight).await?;
     let _ = js.delete_stream("LOGBENCH").await;
     js.create_stream(jetstream::stream::Config {
         name: "LOGBENCH".to_string(),

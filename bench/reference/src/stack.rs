@@ -15,6 +15,19 @@ use veltrix_core::boards::bucket_of;
 use veltrix_core::partition::Effect;
 use veltrix_core::{Engine, parse_event};
 
+/// A JetStream context on `nats` with at most `in_flight` publishes
+/// awaiting their acknowledgement (further publishes wait).
+pub async fn jetstream_context(nats: &str, in_flight: usize) -> Result<jetstream::Context> {
+    let client = async_nats::connect(nats)
+        .await
+        .context("connecting to NATS")?;
+    Ok(jetstream::ContextBuilder::new()
+        .max_ack_inflight(in_flight)
+        .backpressure_on_inflight(true)
+        .timeout(Duration::from_secs(30))
+        .build(client))
+}
+
 pub const STREAM: &str = "EVENTS";
 pub const SUBJECT: &str = "events.in";
 pub const CONSUMER: &str = "rules";
@@ -88,14 +101,7 @@ pub async fn publish(
 ) -> Result<Value> {
     let plan = load_plan(config)?;
     let bytes = std::fs::read(events).with_context(|| format!("reading {}", events.display()))?;
-    let client = async_nats::connect(nats)
-        .await
-        .context("connecting to NATS")?;
-    let js = jetstream::ContextBuilder::new()
-        .max_ack_inflight(in_flight)
-        .backpressure_on_inflight(true)
-        .timeout(Duration::from_secs(30))
-        .build(client);
+    let js = crate::stack::jetstream_context(nats, in_flight).await?;
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<(jetstream::context::PublishAckFuture, Instant)>(in_flight);
     let collector = tokio::spawn(async move {
