@@ -150,18 +150,14 @@ impl RecordHeader {
 
 /// Encodes a whole snapshot file: header then payload.
 pub fn encode_snapshot(seq: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = snapshot_header(seq, payload);
+    let mut out = snapshot_header_of_parts(seq, &[payload]);
     out.extend_from_slice(payload);
     out
 }
 
-/// The header of a snapshot file holding `payload` (its checksum covers the
-/// payload), so the payload can be written after it without a copy.
-pub fn snapshot_header(seq: u64, payload: &[u8]) -> Vec<u8> {
-    snapshot_header_of_parts(seq, &[payload])
-}
-
-/// The header of a snapshot file whose payload is `parts` end to end.
+/// The header of a snapshot file whose payload is `parts` end to end (its
+/// checksum covers them), so the parts can be written after it without
+/// being joined.
 pub fn snapshot_header_of_parts(seq: u64, parts: &[&[u8]]) -> Vec<u8> {
     let len: usize = parts.iter().map(|part| part.len()).sum();
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN);

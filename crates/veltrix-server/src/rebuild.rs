@@ -201,14 +201,6 @@ struct Envelope2<'a> {
     config_history: Vec<ConfigVersion>,
 }
 
-/// Encodes a snapshot of `core`: core's snapshot, the dead-letter bodies
-/// and the configuration sources and history, in one buffer. `encoder`
-/// remembers what it encoded before (see [`Encoder`]); a fresh one gives
-/// the same bytes.
-pub fn encode_snapshot(core: &Core, encoder: &mut Encoder) -> Vec<u8> {
-    encode_snapshot_parts(core, encoder).parts().concat()
-}
-
 /// A server snapshot in three pieces that make the payload end to end
 /// (for `SnapshotStore::write_parts`), so core's snapshot — nearly all of
 /// it — is never copied into an envelope buffer.
@@ -234,9 +226,12 @@ impl SnapshotParts {
     }
 }
 
-/// [`encode_snapshot`] in pieces. Postcard writes a struct as its fields end
-/// to end and a byte slice as its length then its bytes, so the pieces
-/// joined are exactly the serialized [`Envelope2`] (tested).
+/// Encodes a snapshot of `core` (core's snapshot, the dead-letter bodies
+/// and the configuration sources and history) in pieces. `encoder`
+/// remembers what it encoded before (see [`Encoder`]); a fresh one gives
+/// the same bytes. Postcard writes a struct as its fields end to end and a
+/// byte slice as its length then its bytes, so the pieces joined are
+/// exactly the serialized [`Envelope2`] (tested).
 pub fn encode_snapshot_parts(core: &Core, encoder: &mut Encoder) -> SnapshotParts {
     let inner = encoder.encode(&core.ingest, &core.engine);
     // Invariant: lengths, byte vectors, strings and lists always encode
@@ -293,7 +288,7 @@ pub fn plan_from_sources(
     Ok(Arc::new(Plan::with_secret(Arc::new(config), puzzle_secret)))
 }
 
-/// Decodes [`encode_snapshot`]'s output (either envelope), or a plain core
+/// Decodes [`encode_snapshot_parts`]' output (either envelope), or a plain core
 /// snapshot. `plan` is the start-up plan: used unless the snapshot holds
 /// the sources of a configuration set by `POST /v1/config`, which are
 /// compiled with `plan`'s puzzle secret.
@@ -738,7 +733,8 @@ mod tests {
                 seq: 0,
             }],
         };
-        let joined = encode_snapshot(&core, &mut Encoder::default());
+        let pieces = encode_snapshot_parts(&core, &mut Encoder::default());
+        let joined = pieces.parts().concat();
         let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
         let envelope = Envelope2 {
             core: &inner,
@@ -748,10 +744,7 @@ mod tests {
         };
         let serialized = postcard::to_extend(&envelope, SNAPSHOT_ENVELOPE.to_vec()).unwrap();
         assert_eq!(joined, serialized);
-        assert_eq!(
-            encode_snapshot_parts(&core, &mut Encoder::default()).len(),
-            joined.len()
-        );
+        assert_eq!(pieces.len(), joined.len());
     }
 
     #[test]
