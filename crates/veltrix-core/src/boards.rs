@@ -61,8 +61,11 @@ impl Boards {
         id
     }
 
-    /// Every board's entries and the player names, for snapshots.
-    pub fn export(&self) -> (BoardEntries, Vec<Arc<str>>) {
+    /// Every board's entries and the player names, as a snapshot holds
+    /// them: the plain serde encoding the snapshot encoder is tested
+    /// against (the encoder writes boards itself, from cached bytes).
+    #[cfg(test)]
+    pub(crate) fn export(&self) -> (BoardEntries, Vec<Arc<str>>) {
         let boards = self
             .boards
             .iter()
@@ -86,7 +89,7 @@ impl Boards {
         }
     }
 
-    /// The inverse of `export`.
+    /// Boards from a snapshot's entries and names.
     pub fn import(boards: BoardEntries, names: Vec<Arc<str>>) -> Boards {
         Boards {
             boards: boards
