@@ -153,10 +153,15 @@ fn bench_engine(c: &mut Criterion) {
     });
     group.finish();
 
-    // Snapshot of the state after all 1M events (100k players).
+    // Snapshot of the state after all 1M events (100k players). The server's
+    // encoder last saw the state 100k events earlier (see encode_warm).
     let mut ingest = Ingest::new();
     let mut engine = Engine::new(plan.clone(), 1);
+    let mut warm_encoder = veltrix_core::snapshot::Encoder::default();
     for (i, line) in lines.iter().enumerate() {
+        if i == lines.len() - 100_000 {
+            warm_encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy());
+        }
         if let Submission::Accepted { seq, event } = ingest.submit(&plan, line, i as u64, 0) {
             engine.apply_event(seq, &event);
         }
@@ -176,6 +181,36 @@ fn bench_engine(c: &mut Criterion) {
     snapshot.sample_size(10);
     snapshot.bench_function("encode/1M_events_100k_players", |b| {
         b.iter(|| veltrix_core::snapshot::encode(&ingest, &engine))
+    });
+    // What the server's engine thread does for a snapshot, against what it
+    // did before the state shared its storage.
+    snapshot.bench_function("snapshot_copy/1M_events_100k_players", |b| {
+        b.iter(|| (ingest.snapshot_copy(), engine.snapshot_copy()))
+    });
+    // The same players, grants and dedup set copied outright, as the
+    // engine thread did before (Ingest::clone copies the dedup shards).
+    snapshot.bench_function("deep_copy/1M_events_100k_players", |b| {
+        b.iter(|| {
+            let partitions = &engine.partitions;
+            let players: Vec<veltrix_core::player::PlayerState> = partitions
+                .iter()
+                .flat_map(|p| p.players.iter().map(|player| (**player).clone()))
+                .collect();
+            let grants: Vec<veltrix_core::grant::Grant> = partitions
+                .iter()
+                .flat_map(|p| p.grants.iter().cloned())
+                .collect();
+            (players, grants, ingest.clone())
+        })
+    });
+    // An encoder that encoded the state 100k events ago, as the server's
+    // snapshot thread keeps it (a fresh clone of it each iteration).
+    snapshot.bench_function("encode_warm/1M_events_100k_since_last", |b| {
+        b.iter_batched(
+            || warm_encoder.clone(),
+            |mut encoder| encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy()),
+            BatchSize::PerIteration,
+        )
     });
     snapshot.bench_function("decode/1M_events_100k_players", |b| {
         b.iter(|| veltrix_core::snapshot::decode(plan.clone(), &bytes).expect("decodes"))

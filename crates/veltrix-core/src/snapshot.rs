@@ -112,7 +112,7 @@ pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
 /// fresh encoder gives (tested against the plain serde encoding).
 ///
 /// Memory: about one snapshot's size of cached bytes.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Encoder {
     /// The size of the last encoding: the next one is about as big, and
     /// growing a buffer of hundreds of megabytes by doubling copies it.
@@ -127,7 +127,7 @@ pub struct Encoder {
 /// The encoding of one leaderboard bucket's entries.
 type CachedBoard = (Weak<Board>, Vec<u8>);
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct PartitionCache {
     players: Vec<CachedPlayers>,
     grants: Vec<Cached<Grant>>,
@@ -135,6 +135,7 @@ struct PartitionCache {
 }
 
 /// The encoding of one chunk.
+#[derive(Clone)]
 struct Cached<T> {
     chunk: Weak<Vec<T>>,
     bytes: Vec<u8>,
@@ -142,6 +143,7 @@ struct Cached<T> {
 
 /// The encoding of one chunk of players, and where each player's bytes end
 /// in it, so a chunk with a few changed players copies the others' bytes.
+#[derive(Clone)]
 struct CachedPlayers {
     chunk: Weak<Vec<Arc<PlayerState>>>,
     bytes: Vec<u8>,
@@ -379,8 +381,8 @@ type Decoded<'a> = (Head<'a, ()>, Tail<'a>, Dedup, Vec<String>, Vec<String>);
 /// Decodes format 3: the head first, with the dedup keys borrowed (postcard
 /// writes a byte vector exactly like a byte slice), then the tail and the
 /// retained names while a second thread builds the dedup set from the keys.
-/// At ten million ids the set alone takes about as long (1.5 s) as
-/// everything else, and restart time is what snapshots are for. The
+/// Building the set takes about as long as decoding everything else, and
+/// restart time is what snapshots are for. The
 /// result does not depend on the threads.
 fn decode_format_3(bytes: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
     let decode_error = |e: postcard::Error| SnapshotError::Decode(e.to_string());
