@@ -101,8 +101,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // The load generator is the measuring instrument: its threads ask for
+    // the short time slices the server's request threads get, so that its
+    // own wake-ups add as little as they can to the latencies it reports.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(|| {
+            veltrix_server::priority::request_short_slice(veltrix_server::REQUEST_SLICE);
+        })
         .build()?;
     runtime.block_on(run(args))
 }
@@ -360,14 +366,15 @@ async fn open_loop(
     progress: &indicatif::ProgressBar,
 ) {
     let interval = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
-    let start = tokio::time::Instant::now();
+    let mut ticks = ticker(interval, Some(batches.len() as u64));
     // Bounded in-flight requests: past this the schedule slips, and the
     // slip shows in the latencies, measured from the scheduled time.
     let in_flight = Arc::new(tokio::sync::Semaphore::new(1024));
     let mut tasks = Vec::with_capacity(batches.len());
-    for (i, (body, events)) in batches.iter().enumerate() {
-        let scheduled = start + interval * i as u32;
-        tokio::time::sleep_until(scheduled).await;
+    while let Some((i, scheduled)) = ticks.recv().await {
+        let Some((body, events)) = batches.get(i as usize) else {
+            break;
+        };
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
@@ -388,6 +395,7 @@ async fn open_loop(
             drop(permit);
         }));
     }
+    ticks.finish().await;
     for task in tasks {
         let _ = task.await;
     }
@@ -448,12 +456,13 @@ async fn read_load(
 ) {
     let interval = Duration::from_secs_f64(1.0 / per_second as f64);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
-    let mut next = tokio::time::Instant::now();
+    // Dropping the receiver (on return) stops the ticker thread.
+    let mut ticks = ticker(interval, None);
     let mut tasks = Vec::new();
     while stop.load(Ordering::Relaxed) == 0 {
-        next += interval;
-        tokio::time::sleep_until(next).await;
-        let scheduled = next;
+        let Some((_, scheduled)) = ticks.recv().await else {
+            break;
+        };
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
@@ -474,30 +483,91 @@ async fn read_load(
             drop(permit);
         }));
     }
+    ticks.finish().await;
     for task in tasks {
         let _ = task.await;
     }
 }
 
-/// Tokio's timer fires on whole milliseconds, so a request scheduled at
-/// `scheduled` is sent up to 1 ms after it even when nothing is wrong:
-/// lateness within that resolution is the load generator's, and latency
+/// Ticks `(k, start + k × interval)` for `k` in `0..count` (without a
+/// count: until the receiver is dropped), each sent once its instant has
+/// passed. A thread of its own sleeps with the system's high-resolution
+/// timer: tokio's timer fires on whole milliseconds, late by up to 2 ms, and
+/// every latency measured from a schedule would carry that error.
+fn ticker(interval: Duration, count: Option<u64>) -> Ticks {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let interval_ns = interval.as_nanos();
+    let spawned = std::thread::Builder::new()
+        .name("bench-ticker".into())
+        .spawn(move || {
+            veltrix_server::priority::request_short_slice(veltrix_server::REQUEST_SLICE);
+            for k in 0..count.unwrap_or(u64::MAX) {
+                let offset = interval_ns.saturating_mul(u128::from(k));
+                let Some(at) = u64::try_from(offset)
+                    .ok()
+                    .and_then(|ns| start.checked_add(Duration::from_nanos(ns)))
+                else {
+                    break;
+                };
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                if tx.send((k, tokio::time::Instant::from_std(at))).is_err() {
+                    break;
+                }
+            }
+        });
+    // Without the thread the sender is gone and the receiver ends at once:
+    // the run sends nothing and says so (no events acknowledged).
+    let thread = spawned
+        .map_err(|e| eprintln!("cannot start the load generator's ticker thread: {e}"))
+        .ok();
+    Ticks { rx, thread }
+}
+
+/// The receiving end of [`ticker`]; the thread is detached unless joined.
+struct Ticks {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::time::Instant)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticks {
+    async fn recv(&mut self) -> Option<(u64, tokio::time::Instant)> {
+        self.rx.recv().await
+    }
+
+    /// Stops the ticker (it ends at its next tick) and waits for its thread.
+    async fn finish(self) {
+        let Ticks { rx, thread } = self;
+        drop(rx);
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// A request is sent a little after its scheduled instant even when
+/// nothing is wrong: the ticker thread and then a worker must be woken.
+/// Lateness within [`SEND_SLACK`] is the load generator's, and latency
 /// counts from the moment of sending. A request sent later than that (the
-/// in-flight limit was reached, or the client was starved) counts from its
-/// scheduled time, so a server that falls behind still shows its queueing.
+/// in-flight limit was reached, or the client was starved of CPU) counts
+/// from its scheduled time, so a server that falls behind still shows its
+/// queueing.
 fn latency_origin(scheduled: tokio::time::Instant) -> tokio::time::Instant {
     origin_at(scheduled, tokio::time::Instant::now())
 }
 
 fn origin_at(scheduled: tokio::time::Instant, now: tokio::time::Instant) -> tokio::time::Instant {
-    if now.saturating_duration_since(scheduled) <= TIMER_RESOLUTION {
+    if now.saturating_duration_since(scheduled) <= SEND_SLACK {
         now
     } else {
         scheduled
     }
 }
 
-const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
+const SEND_SLACK: Duration = Duration::from_millis(1);
 
 fn record(histogram: &Mutex<Histogram<u64>>, took: Duration) {
     let micros = took.as_micros().min(u64::MAX as u128) as u64;
@@ -639,13 +709,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_counts_from_the_schedule_once_a_send_is_later_than_the_timer_allows() {
+    fn latency_counts_from_the_schedule_once_a_send_is_later_than_the_slack_allows() {
         let scheduled = tokio::time::Instant::now();
         let ms = Duration::from_millis;
         assert_eq!(origin_at(scheduled, scheduled + ms(5)), scheduled);
+        let late = scheduled + Duration::from_micros(1500);
+        assert_eq!(origin_at(scheduled, late), scheduled);
         let sent = scheduled + Duration::from_micros(300);
         assert_eq!(origin_at(scheduled, sent), sent);
         assert_eq!(origin_at(scheduled + ms(2), scheduled), scheduled);
+    }
+
+    #[tokio::test]
+    async fn the_ticker_sends_each_tick_in_order_and_never_early() {
+        let interval = Duration::from_micros(700);
+        let mut ticks = ticker(interval, Some(40));
+        let mut seen = Vec::new();
+        while let Some((k, at)) = ticks.recv().await {
+            assert!(tokio::time::Instant::now() >= at, "tick {k} arrived early");
+            seen.push((k, at));
+        }
+        assert_eq!(seen.len(), 40, "exactly the ticks asked for");
+        for (n, pair) in seen.windows(2).enumerate() {
+            assert_eq!(pair[0].0, n as u64);
+            assert_eq!(pair[1].1 - pair[0].1, interval, "evenly spaced schedule");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endless_ticker_stops_when_its_receiver_is_dropped() {
+        let mut ticks = ticker(Duration::from_micros(100), None);
+        assert_eq!(ticks.recv().await.map(|t| t.0), Some(0));
+        assert!(ticks.thread.is_some(), "the ticker thread started");
+        let finished = tokio::time::timeout(Duration::from_secs(5), ticks.finish()).await;
+        assert!(
+            finished.is_ok(),
+            "the ticker thread must end once nobody listens"
+        );
     }
 
     fn args(events: u64) -> BenchArgs {

@@ -47,9 +47,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         std::env::temp_dir().join(format!("veltrix-demo-{}", std::process::id()))
     });
     let addr = veltrix_server::check_loopback(&args.listen)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = veltrix_server::request_runtime()?;
     runtime.block_on(async move {
         let server =
             Server::open(plan.clone(), ServerOptions::new(&data_dir)).with_context(|| {

@@ -155,25 +155,38 @@ pub struct Parsed {
 impl Parsed {
     /// Parses and validates `items` against `plan`.
     pub fn new(plan: Arc<Plan>, items: &[Item]) -> Parsed {
+        Self::parse(plan, items, || {})
+    }
+
+    /// As [`Parsed::new`], giving the CPU away every [`YIELD_EVERY`] items:
+    /// for a thread of the blocking pool parsing a large batch, so that a
+    /// read woken on the same core does not wait out its time slice.
+    pub fn new_yielding(plan: Arc<Plan>, items: &[Item]) -> Parsed {
+        Self::parse(plan, items, std::thread::yield_now)
+    }
+
+    fn parse(plan: Arc<Plan>, items: &[Item], mut pause: impl FnMut()) -> Parsed {
         // The server may read the clock; the engine may not. The acceptance
         // time fills a missing `ts` and is written into the log, so replay
         // sees it.
         let accept_time_ms = jiff::Timestamp::now().as_millisecond();
-        let results: Vec<_> = items
-            .iter()
-            .map(|item| veltrix_core::parse_event(&plan.config, &item.bytes, accept_time_ms))
-            .collect();
-        let records = results
-            .iter()
-            .map(|result| {
-                let event = result.as_ref().ok()?;
-                Some(record::encode(&record::event_record(&plan.config, event)))
-            })
-            .collect();
-        let keys = results
-            .iter()
-            .map(|result| submitted_id(result).map(id_key))
-            .collect();
+        let mut results = Vec::with_capacity(items.len());
+        let mut records = Vec::with_capacity(items.len());
+        let mut keys = Vec::with_capacity(items.len());
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 && n % YIELD_EVERY == 0 {
+                pause();
+            }
+            let result = veltrix_core::parse_event(&plan.config, &item.bytes, accept_time_ms);
+            records.push(
+                result
+                    .as_ref()
+                    .ok()
+                    .map(|event| record::encode(&record::event_record(&plan.config, event))),
+            );
+            keys.push(submitted_id(&result).map(id_key));
+            results.push(result);
+        }
         Parsed {
             plan,
             accept_time_ms,
@@ -402,9 +415,14 @@ impl Failure {
 /// lock to waiting readers between chunks of a large request.
 pub type SharedCore = Arc<parking_lot::RwLock<Core>>;
 
-/// Events the engine thread applies between two chances for waiting reads
-/// (a batch of 1,000 events holds the write lock for about 2 ms).
-const APPLY_CHUNK: usize = 100;
+/// Events (or items) a busy thread handles between two chances for others:
+/// the engine thread unlocks the state and yields the CPU after this many,
+/// a parser yields the CPU. Linux here runs without kernel preemption and a
+/// 4 ms tick, so a thread woken for a read (which takes well under 0.1 ms)
+/// can otherwise wait out a whole time slice of one of these: a batch of
+/// 1,000 events takes the engine 2 to 4 ms. A yield with nothing else to
+/// run costs a system call, about 1 µs; see docs/PERFORMANCE.md.
+pub const YIELD_EVERY: usize = 100;
 
 /// The handlers' side of the channel, and the state for reads.
 #[derive(Clone)]
@@ -835,10 +853,11 @@ fn ingest(
         .zip(parsed.records)
         .zip(parsed.keys);
     for (n, (((item, result), record), key)) in submitted.enumerate() {
-        if n > 0 && n % APPLY_CHUNK == 0 {
-            // Let waiting reads in (this thread is the only writer, so
-            // nothing it holds changes meanwhile).
-            parking_lot::RwLockWriteGuard::bump(core);
+        if n > 0 && n % YIELD_EVERY == 0 {
+            // Let waiting reads in, and give the CPU to whatever waits for
+            // it (this thread is the only writer, so nothing it holds
+            // changes meanwhile).
+            parking_lot::RwLockWriteGuard::unlocked(core, std::thread::yield_now);
         }
         let line = item.line.unwrap_or(item.index as u64 + 1);
         match core.ingest.admit_keyed(result, key, line) {

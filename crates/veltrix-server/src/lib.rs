@@ -33,6 +33,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use veltrix_core::Plan;
 use veltrix_log::{Log, LogOptions, Recovery, SnapshotOptions, SnapshotStore, Storage};
 
@@ -517,6 +518,24 @@ pub struct ServeSettings {
     pub options: ServerOptions,
 }
 
+/// The async runtime that serves requests. Its threads ask the scheduler for
+/// short time slices ([`priority::request_short_slice`]) so that a read
+/// arriving while the engine, a parser or the snapshot encoder is busy runs
+/// without waiting out their slices; threads that parse large batches give
+/// theirs back (see `routes::post_events`).
+pub fn request_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(|| {
+            priority::request_short_slice(REQUEST_SLICE);
+        })
+        .build()
+}
+
+/// The time slice request threads ask for (the kernel's floor is 0.1 ms; a
+/// read takes well under that inside the server).
+pub const REQUEST_SLICE: Duration = Duration::from_micros(200);
+
 /// Runs the server until ctrl-c or SIGTERM: what `veltrix serve` does.
 /// With `[[server.api_keys]]` configured it may listen on any address;
 /// without, loopback only, with a warning.
@@ -531,9 +550,7 @@ pub fn serve(plan: Arc<Plan>, settings: ServeSettings) -> Result<(), ServerError
         let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
         tracing::info!(keys = ?names, "API keys configured: routes need Authorization: Bearer <key>");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = request_runtime()?;
     runtime.block_on(async move {
         let server = Server::open(plan, settings.options)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -363,7 +363,8 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     let plan = app.handle.shared.plan();
     let (items, parsed) = if items.len() >= PARSE_ON_BLOCKING_POOL {
         tokio::task::spawn_blocking(move || {
-            let parsed = crate::engine::Parsed::new(plan, &items);
+            crate::priority::request_short_slice(std::time::Duration::ZERO);
+            let parsed = crate::engine::Parsed::new_yielding(plan, &items);
             (items, parsed)
         })
         .await
