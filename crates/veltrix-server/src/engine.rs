@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -155,17 +155,6 @@ pub struct Parsed {
 impl Parsed {
     /// Parses and validates `items` against `plan`.
     pub fn new(plan: Arc<Plan>, items: &[Item]) -> Parsed {
-        Self::parse(plan, items, || {})
-    }
-
-    /// As [`Parsed::new`], giving the CPU away every [`YIELD_EVERY`] items:
-    /// for a thread of the blocking pool parsing a large batch, so that a
-    /// read woken on the same core does not wait out its time slice.
-    pub fn new_yielding(plan: Arc<Plan>, items: &[Item]) -> Parsed {
-        Self::parse(plan, items, std::thread::yield_now)
-    }
-
-    fn parse(plan: Arc<Plan>, items: &[Item], mut pause: impl FnMut()) -> Parsed {
         // The server may read the clock; the engine may not. The acceptance
         // time fills a missing `ts` and is written into the log, so replay
         // sees it.
@@ -173,10 +162,7 @@ impl Parsed {
         let mut results = Vec::with_capacity(items.len());
         let mut records = Vec::with_capacity(items.len());
         let mut keys = Vec::with_capacity(items.len());
-        for (n, item) in items.iter().enumerate() {
-            if n > 0 && n % YIELD_EVERY == 0 {
-                pause();
-            }
+        for item in items {
             let result = veltrix_core::parse_event(&plan.config, &item.bytes, accept_time_ms);
             records.push(
                 result
@@ -240,6 +226,9 @@ pub struct Shared {
     /// Set if the engine thread panicked (a bug): the state may be
     /// half-applied, so reads are refused too.
     engine_panicked: AtomicBool,
+    /// Reads waiting for the state's lock: while there are any, the engine
+    /// thread steps aside between chunks of a batch (see [`YIELD_EVERY`]).
+    readers_waiting: AtomicUsize,
     /// The plan in force, for handlers that parse ahead of the engine
     /// thread: kept outside the state's lock so that reading it never waits
     /// for a command being applied. Set by the engine thread whenever
@@ -270,6 +259,7 @@ impl Shared {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             engine_panicked: AtomicBool::new(false),
+            readers_waiting: AtomicUsize::new(0),
             plan: RwLock::new(plan),
             inflight: Mutex::new((0, 0)),
             room: Condvar::new(),
@@ -415,14 +405,20 @@ impl Failure {
 /// lock to waiting readers between chunks of a large request.
 pub type SharedCore = Arc<parking_lot::RwLock<Core>>;
 
-/// Events (or items) a busy thread handles between two chances for others:
-/// the engine thread unlocks the state and yields the CPU after this many,
-/// a parser yields the CPU. Linux here runs without kernel preemption and a
-/// 4 ms tick, so a thread woken for a read (which takes well under 0.1 ms)
-/// can otherwise wait out a whole time slice of one of these: a batch of
-/// 1,000 events takes the engine 2 to 4 ms. A yield with nothing else to
-/// run costs a system call, about 1 µs; see docs/PERFORMANCE.md.
+/// Events the engine thread applies between two looks at whether to step
+/// aside: hand the state's lock to waiting reads and yield the CPU.
 pub const YIELD_EVERY: usize = 100;
+
+/// The engine thread steps aside at the first look after this much time
+/// since it last did, and at every look while a read waits for the lock.
+/// Linux here runs without kernel preemption and with a 4 ms tick, so a
+/// thread woken for a read (well under 0.1 ms of work) on the engine's core
+/// could otherwise wait out the engine's time slice: a batch of 1,000 events
+/// takes it 2 to 4 ms. Stepping aside only for reads that already wait on
+/// the lock left the read p99 at 3–5 ms; stepping aside at every look (about
+/// every 0.3 ms) gave the CPU to the snapshot encoder often enough to cost
+/// closed-loop throughput. See docs/PERFORMANCE.md.
+pub const YIELD_INTERVAL: Duration = Duration::from_micros(500);
 
 /// The handlers' side of the channel, and the state for reads.
 #[derive(Clone)]
@@ -515,7 +511,16 @@ impl Handle {
         if self.shared.engine_panicked.load(Ordering::Acquire) {
             return Err(stopped());
         }
-        let core = self.core.read();
+        let core = match self.core.try_read() {
+            Some(core) => core,
+            None => {
+                let waiting = &self.shared.readers_waiting;
+                waiting.fetch_add(1, Ordering::AcqRel);
+                let core = self.core.read();
+                waiting.fetch_sub(1, Ordering::AcqRel);
+                core
+            }
+        };
         Ok(read(&core))
     }
 }
@@ -852,12 +857,18 @@ fn ingest(
         .zip(parsed.results)
         .zip(parsed.records)
         .zip(parsed.keys);
+    let mut last_yield = Instant::now();
     for (n, (((item, result), record), key)) in submitted.enumerate() {
         if n > 0 && n % YIELD_EVERY == 0 {
-            // Let waiting reads in, and give the CPU to whatever waits for
-            // it (this thread is the only writer, so nothing it holds
-            // changes meanwhile).
-            parking_lot::RwLockWriteGuard::unlocked(core, std::thread::yield_now);
+            // Step aside (YIELD_INTERVAL): hand the lock to waiting reads
+            // and the CPU to whatever waits for it. This thread is the only
+            // writer, so nothing it holds changes meanwhile.
+            if last_yield.elapsed() >= YIELD_INTERVAL
+                || shared.readers_waiting.load(Ordering::Acquire) > 0
+            {
+                last_yield = Instant::now();
+                parking_lot::RwLockWriteGuard::unlocked_fair(core, std::thread::yield_now);
+            }
         }
         let line = item.line.unwrap_or(item.index as u64 + 1);
         match core.ingest.admit_keyed(result, key, line) {

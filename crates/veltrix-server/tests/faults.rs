@@ -415,10 +415,30 @@ async fn a_failed_fsync_then_power_loss_keeps_every_acknowledged_write() {
 // Snapshots
 // ---------------------------------------------------------------------------
 
-/// Three snapshots kept (every 150 records, and one at shutdown).
+/// Three snapshots kept: two taken every 150 records, each waited for
+/// before feeding on (a snapshot is skipped while one is in flight, so
+/// feeding straight through would make the count depend on timing), and
+/// one at shutdown.
 async fn with_snapshots() -> (tempfile::TempDir, Value, Vec<PathBuf>) {
     let dir = tempfile::tempdir().unwrap();
-    let before = populated(dir.path(), Some(150), 64 << 20, 900).await;
+    let server = open(options(dir.path(), Some(150), 64 << 20)).unwrap();
+    let router = server.router();
+    let status = server.snapshot_status.clone().expect("snapshots are on");
+    for (part, wanted) in [(0, 1), (1, 2)] {
+        feed(&router, part * 300, 300).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while status.written.load(std::sync::atomic::Ordering::Acquire) < wanted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "snapshot {wanted} not written within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    feed(&router, 600, 300).await;
+    let before = observed(&router).await;
+    drop(router);
+    server.shutdown();
     let snapshots = sorted_files(dir.path(), "snapshots");
     assert_eq!(snapshots.len(), 3, "{snapshots:?}");
     (dir, before, snapshots)
