@@ -155,6 +155,19 @@ pub struct Parsed {
 impl Parsed {
     /// Parses and validates `items` against `plan`.
     pub fn new(plan: Arc<Plan>, items: &[Item]) -> Parsed {
+        Self::parse(plan, items, false)
+    }
+
+    /// As [`Parsed::new`], yielding the CPU every [`YIELD_INTERVAL`]: for a
+    /// thread of the blocking pool parsing a large batch (1,000 events take
+    /// 1.5–2 ms), so that a read woken on the same core does not wait out
+    /// the parser's time slice. Never on the engine thread, which may hold
+    /// the state's lock while it parses.
+    pub fn new_yielding(plan: Arc<Plan>, items: &[Item]) -> Parsed {
+        Self::parse(plan, items, true)
+    }
+
+    fn parse(plan: Arc<Plan>, items: &[Item], yielding: bool) -> Parsed {
         // The server may read the clock; the engine may not. The acceptance
         // time fills a missing `ts` and is written into the log, so replay
         // sees it.
@@ -162,7 +175,12 @@ impl Parsed {
         let mut results = Vec::with_capacity(items.len());
         let mut records = Vec::with_capacity(items.len());
         let mut keys = Vec::with_capacity(items.len());
-        for item in items {
+        let mut last_yield = Instant::now();
+        for (n, item) in items.iter().enumerate() {
+            if yielding && n % YIELD_EVERY == 0 && last_yield.elapsed() >= YIELD_INTERVAL {
+                last_yield = Instant::now();
+                std::thread::yield_now();
+            }
             let result = veltrix_core::parse_event(&plan.config, &item.bytes, accept_time_ms);
             records.push(
                 result
@@ -410,14 +428,18 @@ pub type SharedCore = Arc<parking_lot::RwLock<Core>>;
 pub const YIELD_EVERY: usize = 100;
 
 /// The engine thread steps aside at the first look after this much time
-/// since it last did, and at every look while a read waits for the lock.
-/// Linux here runs without kernel preemption and with a 4 ms tick, so a
-/// thread woken for a read (well under 0.1 ms of work) on the engine's core
-/// could otherwise wait out the engine's time slice: a batch of 1,000 events
-/// takes it 2 to 4 ms. Stepping aside only for reads that already wait on
-/// the lock left the read p99 at 3–5 ms; stepping aside at every look (about
-/// every 0.3 ms) gave the CPU to the snapshot encoder often enough to cost
-/// closed-loop throughput. See docs/PERFORMANCE.md.
+/// since it last did, and at every look while a read waits for the lock;
+/// a thread parsing a large batch yields the CPU as often
+/// ([`Parsed::new_yielding`]). Linux here runs without kernel preemption
+/// and with a 4 ms tick, so a thread woken for a read (well under 0.1 ms of
+/// work) on a busy core could otherwise wait out the busy thread's time
+/// slice: a batch of 1,000 events takes the engine 2 to 4 ms and its parser
+/// 1.5 to 2 ms. Measured (docs/PERFORMANCE.md, session 5): stepping aside
+/// only for reads already waiting on the lock left the read p99 at 3–5 ms;
+/// the engine every 0.5 ms, 2.1–2.4 ms; engine and parsers every 0.5 ms,
+/// 1.0–1.3 ms, with closed-loop throughput no lower. Stepping aside after
+/// every 100 events regardless of time gave the CPU to the snapshot encoder
+/// often enough to cost throughput.
 pub const YIELD_INTERVAL: Duration = Duration::from_micros(500);
 
 /// The handlers' side of the channel, and the state for reads.

@@ -364,7 +364,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     let (items, parsed) = if items.len() >= PARSE_ON_BLOCKING_POOL {
         tokio::task::spawn_blocking(move || {
             crate::priority::request_short_slice(std::time::Duration::ZERO);
-            let parsed = crate::engine::Parsed::new(plan, &items);
+            let parsed = crate::engine::Parsed::new_yielding(plan, &items);
             (items, parsed)
         })
         .await
