@@ -7,9 +7,11 @@
 //! either closed-loop (N requests in flight, as fast as the server
 //! acknowledges) or open-loop (batches scheduled at a fixed rate, and
 //! latency measured from the scheduled time, so a slow server cannot hide
-//! its queueing — no coordinated omission; see [`latency_origin`] for the
-//! one allowance, the timer's own resolution). Without `--url` it starts a
-//! server in-process on a temporary data directory.
+//! its queueing — no coordinated omission). The schedule comes from a
+//! thread that sleeps with the system's high-resolution timer ([`ticker`]);
+//! see [`latency_origin`] for the one allowance, the generator's own
+//! wake-up slack. Without `--url` it starts a server in-process on a
+//! temporary data directory.
 
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
