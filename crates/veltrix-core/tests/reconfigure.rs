@@ -223,29 +223,34 @@ fn switching_to_the_identical_configuration_changes_nothing() {
     assert_eq!(state(&ingest, &engine), state(&i2, &e2));
 }
 
-#[test]
-fn reordering_everything_and_renaming_a_rule_and_a_board_keeps_player_state() {
-    let old = base();
-    let (mut ingest, mut engine) = start(&old, 3, &script("a", 0));
-    let before = state(&ingest, &engine);
-    let boards = BOARDS.replace("[leaderboards.global]", "[leaderboards.everyone]");
-    let renamed = RULE_FIRST.replace("[rules.first]", "[rules.welcome]");
-    let new = plan(
+/// The base configuration with every section reordered, event types and
+/// currencies swapped, the global board renamed `everyone`, and `first_rule`
+/// in place of the `first` rule: a switch that remaps every index.
+fn reordered_plan(first_rule: &str) -> Arc<Plan> {
+    plan(
         &[
             VIEW,
-            &boards,
+            &BOARDS.replace("[leaderboards.global]", "[leaderboards.everyone]"),
             HUNT_TOUR_REORDERED,
             HUNT_QUEST,
             RULE_EXPLORER,
             RULE_REGULAR,
             RULE_BUSY,
             RULE_BIG,
-            &renamed,
+            first_rule,
             EVENTS_SWAPPED,
             CURRENCIES_SWAPPED,
         ]
         .concat(),
-    );
+    )
+}
+
+#[test]
+fn reordering_everything_and_renaming_a_rule_and_a_board_keeps_player_state() {
+    let old = base();
+    let (mut ingest, mut engine) = start(&old, 3, &script("a", 0));
+    let before = state(&ingest, &engine);
+    let new = reordered_plan(&RULE_FIRST.replace("[rules.first]", "[rules.welcome]"));
     let report = switch_config(&mut ingest, &mut engine, new.clone()).unwrap();
     assert_eq!(report.dropped_rules, vec!["first"]);
     assert_eq!(report.rebuilt_leaderboards, vec!["everyone"]);
@@ -571,22 +576,7 @@ fn a_warm_snapshot_encoder_sees_every_part_a_switch_remapped() {
     let (mut ingest, mut engine) = start(&base(), 3, &script("a", 0));
     let mut encoder = Encoder::default();
     encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy());
-    let new = plan(
-        &[
-            VIEW,
-            &BOARDS.replace("[leaderboards.global]", "[leaderboards.everyone]"),
-            HUNT_TOUR_REORDERED,
-            HUNT_QUEST,
-            RULE_EXPLORER,
-            RULE_REGULAR,
-            RULE_BUSY,
-            RULE_BIG,
-            RULE_FIRST,
-            EVENTS_SWAPPED,
-            CURRENCIES_SWAPPED,
-        ]
-        .concat(),
-    );
+    let new = reordered_plan(RULE_FIRST);
     switch_config(&mut ingest, &mut engine, new).unwrap();
     let warm = encoder.encode(&ingest.snapshot_copy(), &engine.snapshot_copy());
     assert!(warm == encode(&ingest, &engine), "after the switch");
