@@ -103,15 +103,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    // The load generator is the measuring instrument: its threads ask for
-    // the short time slices the server's request threads get, so that its
-    // own wake-ups add as little as they can to the latencies it reports.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_start(|| {
-            veltrix_server::priority::request_short_slice(veltrix_server::REQUEST_SLICE);
-        })
-        .build()?;
+    // The load generator is the measuring instrument: its threads get the
+    // short time slices of the server's request threads (the same runtime
+    // setup), so that its own wake-ups add as little as they can to the
+    // latencies it reports.
+    let runtime = veltrix_server::request_runtime()?;
     runtime.block_on(run(args))
 }
 
@@ -458,7 +454,6 @@ async fn read_load(
 ) {
     let interval = Duration::from_secs_f64(1.0 / per_second as f64);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
-    // Dropping the receiver (on return) stops the ticker thread.
     let mut ticks = ticker(interval, None);
     let mut tasks = Vec::new();
     while stop.load(Ordering::Relaxed) == 0 {

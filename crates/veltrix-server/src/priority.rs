@@ -1,7 +1,9 @@
 //! Thread priorities. Background work (encoding snapshots) runs at a lower
 //! priority than the threads that serve requests (the async workers, the
 //! engine and log threads), so on a busy machine the scheduler runs those
-//! first. Lower, never higher: that needs no privileges.
+//! first; request threads ask for short time slices, so a woken one runs
+//! soon. Lower, never higher, and no more CPU for anyone: that needs no
+//! privileges.
 //!
 //! Tried and dropped: lowering the threads that parse large ingest batches
 //! as well (nice 5) made acknowledgement and read tails worse, not better,
@@ -74,7 +76,8 @@ fn get_attr() -> std::io::Result<SchedAttr> {
 }
 
 /// Asks the scheduler to treat the calling thread as latency-sensitive: a
-/// time slice of `slice` instead of the default (about 3 ms). Under the EEVDF
+/// time slice of `slice` instead of the kernel's base slice
+/// (`Duration::ZERO` asks for the base slice again). Under the EEVDF
 /// scheduler (Linux 6.6 and later) a shorter slice means an earlier virtual
 /// deadline, so a thread that wakes for a short piece of work (a read
 /// request) runs before a busy thread finishes its slice; since Linux 6.12 it
