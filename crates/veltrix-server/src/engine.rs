@@ -159,8 +159,8 @@ impl Parsed {
     }
 
     /// As [`Parsed::new`], yielding the CPU every [`YIELD_INTERVAL`]: for a
-    /// thread of the blocking pool parsing a large batch (1,000 events take
-    /// 1.5–2 ms), so that a read woken on the same core does not wait out
+    /// thread of the blocking pool parsing a large batch (1,000 events took
+    /// about 2 ms in a `perf sched` trace), so that a read woken on the same core does not wait out
     /// the parser's time slice. Never on the engine thread, which may hold
     /// the state's lock while it parses.
     pub fn new_yielding(plan: Arc<Plan>, items: &[Item]) -> Parsed {
@@ -433,10 +433,11 @@ pub const YIELD_EVERY: usize = 100;
 /// ([`Parsed::new_yielding`]). Linux here runs without kernel preemption
 /// and with a 4 ms tick, so a thread woken for a read (well under 0.1 ms of
 /// work) on a busy core could otherwise wait out the busy thread's time
-/// slice: a batch of 1,000 events takes the engine 2 to 4 ms and its parser
-/// 1.5 to 2 ms. Measured (docs/PERFORMANCE.md, session 5): stepping aside
-/// only for reads already waiting on the lock left the read p99 at 3–5 ms;
-/// the engine every 0.5 ms, 2.1–2.4 ms; engine and parsers every 0.5 ms,
+/// slice: in `perf sched` traces under the open-loop bench, the engine ran
+/// 3.8 and 5.2 ms on a batch of 1,000 events, a parser about 2 ms.
+/// Measured (docs/PERFORMANCE.md, session 5): stepping aside only for
+/// reads already waiting on the lock left the read p99 at 3–5 ms; the
+/// engine every 0.5 ms, 2.1–2.4 ms; engine and parsers every 0.5 ms,
 /// 1.0–1.3 ms, with closed-loop throughput no lower. Stepping aside after
 /// every 100 events regardless of time gave the CPU to the snapshot encoder
 /// often enough to cost throughput.
