@@ -311,6 +311,57 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// What the server does while idle after a snapshot copy: un-sharing
+    /// players and leaderboards moves them to their own allocations and
+    /// changes nothing a snapshot or a later event can see.
+    #[test]
+    fn unsharing_after_a_snapshot_copy_changes_no_state(steps in steps(), partitions in 1usize..4) {
+        use std::sync::Arc;
+        use veltrix_core::snapshot::encode;
+        let plan = plan(&config());
+        let lines = ndjson(&events(&steps));
+        let (ingest, mut engine) = {
+            let mut ingest = Ingest::new();
+            let mut engine = veltrix_core::Engine::new(plan.clone(), partitions);
+            for (line, text) in ndjson_lines(&lines) {
+                if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, 1_000) {
+                    engine.apply_event(seq, &event);
+                }
+            }
+            (ingest, engine)
+        };
+        let before = encode(&ingest, &engine);
+        let copy = engine.snapshot_copy();
+        let names: Vec<Arc<str>> = engine
+            .partitions
+            .iter()
+            .flat_map(|p| p.players.iter().map(|player| player.name.clone()))
+            .collect();
+        for name in &names {
+            engine.unshare_player(name);
+        }
+        engine.unshare_player("nobody-sent-this");
+        for index in 0..plan.config.leaderboards.len() + 1 {
+            engine.unshare_board(index);
+        }
+        prop_assert!(encode(&ingest, &engine) == before);
+        prop_assert!(encode(&ingest, &copy) == before);
+        for (live, copied) in engine.partitions.iter().zip(&copy.partitions) {
+            for (a, b) in live.players.iter().zip(copied.players.iter()) {
+                prop_assert!(!Arc::ptr_eq(a, b), "{} still shared", a.name);
+            }
+        }
+        for (live, copied) in engine.boards.boards.iter().zip(&copy.boards.boards) {
+            if let (Some((_, a)), Some((_, b))) = (live.iter().next_back(), copied.iter().next_back()) {
+                prop_assert!(!Arc::ptr_eq(a, b));
+            }
+        }
+    }
+}
+
 #[test]
 fn snapshots_refuse_other_configurations_newer_formats_and_garbage() {
     use veltrix_core::snapshot::{SnapshotError, decode, encode};

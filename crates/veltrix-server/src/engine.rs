@@ -16,12 +16,13 @@ use crate::metrics::Metrics;
 use crate::record::{self, DeadLetterRecord, LogRecord};
 use crate::snapshots::Snapshotter;
 use crate::stream::{StreamMessage, StreamSender};
+use crate::warming::{RecentPlayers, Warming};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -593,6 +594,8 @@ pub fn run(
         shared,
         snapshotter,
         reopen,
+        recent: RecentPlayers::default(),
+        warming: Warming::default(),
     };
     let metrics = thread.shared.metrics.clone();
     if let Some(log) = &thread.log {
@@ -605,6 +608,17 @@ pub fn run(
                 Ok(received) => Some(received),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else if thread.warming.is_pending() {
+            // Idle time goes to un-sharing what the last snapshot copy
+            // shares (see `warming`), a step at a time.
+            match rx.try_recv() {
+                Ok(received) => Some(received),
+                Err(TryRecvError::Empty) => {
+                    thread.warm_step();
+                    None
+                }
+                Err(TryRecvError::Disconnected) => break,
             }
         } else {
             match rx.recv() {
@@ -654,6 +668,10 @@ struct EngineThread {
     shared: Arc<Shared>,
     snapshotter: Option<Snapshotter>,
     reopen: Reopen,
+    /// The players of the last accepted events, and what is left to
+    /// un-share after the last snapshot copy (see `warming`).
+    recent: RecentPlayers,
+    warming: Warming,
 }
 
 impl EngineThread {
@@ -674,7 +692,15 @@ impl EngineThread {
                 items,
                 parsed,
                 reply,
-            } => ingest(&mut core, &log, shared, items, parsed, reply),
+            } => ingest(
+                &mut core,
+                &log,
+                shared,
+                items,
+                parsed,
+                reply,
+                &mut self.recent,
+            ),
             Command::Spend {
                 player,
                 request,
@@ -696,8 +722,23 @@ impl EngineThread {
             && snapshotter.due(covered)
         {
             let core = self.core.read();
-            take_snapshot(&core, shared, snapshotter);
+            if take_snapshot(&core, shared, snapshotter) {
+                let leaderboards = core.plan.config.leaderboards.len();
+                self.warming.start(&self.recent, leaderboards);
+            }
         }
+    }
+
+    /// One step of un-sharing (see `warming`). Hands the lock straight
+    /// to a waiting read (a plain unlock would let this thread take it
+    /// back first, step after step).
+    fn warm_step(&mut self) {
+        let shared = &self.shared;
+        let mut core = self.core.write();
+        self.warming.step(&mut core.engine, YIELD_INTERVAL, || {
+            shared.readers_waiting.load(Ordering::Acquire) > 0
+        });
+        parking_lot::RwLockWriteGuard::unlock_fair(core);
     }
 
     /// After the log failed on a full disk: once a probe write shows free
@@ -834,13 +875,13 @@ fn probe_space(storage: &dyn veltrix_log::Storage, path: &std::path::Path) -> st
 /// goes on. The snapshot
 /// covers every record up to `next_seq - 1`, including `Tally` and `Config`
 /// records.
-fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) {
+fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) -> bool {
     if shared.is_failed() {
-        return;
+        return false;
     }
     let started = Instant::now();
     let copy = Box::new(core.snapshot_copy());
-    snapshotter.submit(core.ingest.next_seq - 1, copy, started.elapsed());
+    snapshotter.submit(core.ingest.next_seq - 1, copy, started.elapsed())
 }
 
 fn ingest(
@@ -850,6 +891,7 @@ fn ingest(
     items: Vec<Item>,
     parsed: Option<Parsed>,
     reply: oneshot::Sender<Result<IngestReply, ApiError>>,
+    recent: &mut RecentPlayers,
 ) {
     if shared.is_failed() {
         let _ = reply.send(Err(shared.refusal()));
@@ -908,6 +950,7 @@ fn ingest(
                     &mut payloads,
                     &mut messages,
                 );
+                recent.push(&event.player);
                 answer.accepted += 1;
             }
             Submission::Duplicate { .. } => answer.duplicates += 1,

@@ -20,6 +20,7 @@ pub mod record;
 pub mod routes;
 pub mod snapshots;
 pub mod stream;
+pub mod warming;
 
 pub use auth::{hash_hex as api_key_hash, new_api_key};
 pub use engine::{Command, Core, Handle};

@@ -144,8 +144,9 @@ impl Snapshotter {
 
     /// Hands a copy of the state to the thread. Never blocks: the engine only
     /// calls this when no snapshot is in flight.
-    pub fn submit(&mut self, seq: u64, state: Box<crate::engine::Core>, copy: Duration) {
-        let Some(tx) = &self.tx else { return };
+    /// Returns whether the thread took it.
+    pub fn submit(&mut self, seq: u64, state: Box<crate::engine::Core>, copy: Duration) -> bool {
+        let Some(tx) = &self.tx else { return false };
         self.status.busy.store(true, Ordering::Release);
         let job = Job {
             seq,
@@ -155,8 +156,10 @@ impl Snapshotter {
         };
         if tx.try_send(job).is_ok() {
             self.last_seq = seq;
+            true
         } else {
             self.status.busy.store(false, Ordering::Release);
+            false
         }
     }
 

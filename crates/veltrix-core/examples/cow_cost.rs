@@ -1,0 +1,129 @@
+//! What a snapshot copy costs the engine afterwards: the first write to
+//! each player and leaderboard the copy shares copies it (copy-on-write).
+//! Prints, every 100k events of the shared workload (100k players, Zipf
+//! activity), how long 1,000 events take to apply
+//!
+//! - with no copy outstanding,
+//! - right after a copy (the copies land in this batch),
+//! - right after a copy whose recently active players and leaderboards were
+//!   un-shared first (what the server does while idle; see
+//!   `veltrix-server/src/warming.rs`), and how long that un-sharing took,
+//! - with no copy but right after 64 MiB of unrelated memory traffic (what
+//!   a snapshot encoder streaming on the other core does to the caches).
+//!
+//! cargo run --release -p veltrix-core --example cow_cost [-- EVENTS]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use veltrix_core::veltrix_config::{Source, compile};
+use veltrix_core::{Engine, Event, Ingest, Plan, Submission};
+
+#[allow(dead_code)]
+#[path = "../../veltrix-workload/src/lib.rs"]
+mod workload;
+
+const BATCH: usize = 1000;
+/// As the server's `warming::RECENT_EVENTS`.
+const RECENT_EVENTS: usize = 4096;
+const EVERY: usize = 100_000;
+
+fn main() {
+    let events: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse().expect("EVENTS is a number"))
+        .unwrap_or(2_000_000);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/golden-compass/veltrix.toml"
+    );
+    let text = std::fs::read_to_string(path).expect("example configuration");
+    let config = compile(&[Source::new("veltrix.toml", text)]).expect("valid example");
+    let plan = Arc::new(Plan::new(Arc::new(config)));
+    let parsed = parse(&plan, events);
+    let mut engine = Engine::new(plan.clone(), 1);
+    let warm_up = parsed.len() / 2;
+    apply(&mut engine, &parsed[..warm_up]);
+    println!(
+        "events applied | 1,000 events: no copy | after a copy | after a warmed copy (warming took) | after 64 MiB streamed"
+    );
+    let mut at = warm_up;
+    while at + EVERY <= parsed.len() {
+        let plain = apply(&mut engine, &parsed[at..at + BATCH]);
+        let copy = engine.snapshot_copy();
+        let cold = apply(&mut engine, &parsed[at + BATCH..at + 2 * BATCH]);
+        drop(copy);
+        // The next batch again, on a fresh copy, warmed first.
+        apply(&mut engine, &parsed[at + 2 * BATCH..at + 3 * BATCH]);
+        let copy = engine.snapshot_copy();
+        let started = Instant::now();
+        for index in 0..plan.config.leaderboards.len() {
+            engine.unshare_board(index);
+        }
+        for (_, event) in &parsed[at + 3 * BATCH - RECENT_EVENTS..at + 3 * BATCH] {
+            engine.unshare_player(&event.player);
+        }
+        let warming = started.elapsed();
+        let warmed = apply(&mut engine, &parsed[at + 3 * BATCH..at + 4 * BATCH]);
+        drop(copy);
+        // No copy, but 64 MiB of other memory traffic first (as a snapshot
+        // encoder on the other core makes): the state's working set is out
+        // of the caches.
+        stream_through_memory(64 << 20);
+        let evicted = apply(&mut engine, &parsed[at + 4 * BATCH..at + 5 * BATCH]);
+        println!(
+            "{:>14} | {:>9} | {:>12} | {:>12} ({}) | {:>12}",
+            at,
+            ms(plain),
+            ms(cold),
+            ms(warmed),
+            ms(warming),
+            ms(evicted)
+        );
+        apply(&mut engine, &parsed[at + 5 * BATCH..at + EVERY]);
+        at += EVERY;
+    }
+}
+
+fn stream_through_memory(bytes: usize) {
+    let buffer = vec![1u8; bytes];
+    let sum: u64 = buffer.iter().map(|&b| u64::from(b)).sum();
+    std::hint::black_box(sum);
+}
+
+fn parse(plan: &Arc<Plan>, events: usize) -> Vec<(u64, Event)> {
+    let spec = workload::Spec {
+        events: events as u64,
+        players: 100_000,
+        duplicate_percent: 0.0,
+        invalid_percent: 0.0,
+        seed: 7,
+        ..workload::Spec::default()
+    };
+    let (bytes, _) = workload::Workload::new(plan.clone(), spec)
+        .expect("workload")
+        .ndjson();
+    let mut ingest = Ingest::new();
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .enumerate()
+        .filter_map(
+            |(i, line)| match ingest.submit(plan, line, i as u64 + 1, 0) {
+                Submission::Accepted { seq, event } => Some((seq, event)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+fn apply(engine: &mut Engine, events: &[(u64, Event)]) -> Duration {
+    let started = Instant::now();
+    for (seq, event) in events {
+        engine.apply_event(*seq, event);
+    }
+    started.elapsed()
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
+}

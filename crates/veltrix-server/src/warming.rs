@@ -1,0 +1,129 @@
+//! Paying for a snapshot's copy-on-write while idle instead of in the next
+//! request.
+//!
+//! A snapshot copy shares the players and leaderboards with the live state
+//! (`Core::snapshot_copy`); the first write to each shared player or board
+//! after it copies that player or board. The players written next are the
+//! ones written last (activity is skewed: a few players send most events),
+//! and they are also the largest (long rule candidate lists and windows),
+//! so the first batch after a copy used to pay for all of them at once:
+//! 10–16 ms of engine time instead of about 1 ms for 1,000 events in
+//! `cargo run --release -p veltrix-core --example cow_cost`.
+//!
+//! So the engine thread remembers the players of the last
+//! [`RECENT_EVENTS`] accepted events ([`RecentPlayers`]), and after taking a
+//! copy it un-shares those players and the newest bucket of every
+//! leaderboard ([`Warming`]) in steps of at most `engine::YIELD_INTERVAL`,
+//! only while no command is waiting. A command that arrives meanwhile
+//! runs first and copies what it touches itself, as before. Un-sharing
+//! never changes the state's contents, so replay and snapshots are
+//! unaffected.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use veltrix_core::Engine;
+
+/// Accepted events whose players are warmed after a snapshot copy.
+pub const RECENT_EVENTS: usize = 4096;
+
+/// Players un-shared between two checks of the clock.
+const PLAYERS_PER_CHECK: usize = 16;
+
+/// The players of the last [`RECENT_EVENTS`] accepted events, repeats
+/// included (a ring).
+#[derive(Default)]
+pub struct RecentPlayers {
+    ring: Vec<Arc<str>>,
+    next: usize,
+}
+
+impl RecentPlayers {
+    pub fn push(&mut self, player: &Arc<str>) {
+        if self.ring.len() < RECENT_EVENTS {
+            self.ring.push(player.clone());
+        } else {
+            self.ring[self.next] = player.clone();
+        }
+        self.next = (self.next + 1) % RECENT_EVENTS;
+    }
+
+    /// The distinct players, the least active first (see [`Warming::step`]).
+    fn by_activity(&self) -> Vec<Arc<str>> {
+        let mut players = self.ring.clone();
+        players.sort_unstable();
+        let mut counted: Vec<(usize, Arc<str>)> = Vec::new();
+        for player in players {
+            match counted.last_mut() {
+                Some((n, last)) if *last == player => *n += 1,
+                _ => counted.push((1, player)),
+            }
+        }
+        counted.sort_by_key(|(n, _)| *n);
+        counted.into_iter().map(|(_, player)| player).collect()
+    }
+}
+
+/// What is left to un-share after the last snapshot copy.
+#[derive(Default)]
+pub struct Warming {
+    players: Vec<Arc<str>>,
+    /// Leaderboards not yet un-shared: indexes `0..boards`.
+    boards: usize,
+}
+
+impl Warming {
+    /// Starts over after a new snapshot copy.
+    pub fn start(&mut self, recent: &RecentPlayers, leaderboards: usize) {
+        self.players = recent.by_activity();
+        self.boards = leaderboards;
+    }
+
+    pub fn is_pending(&self) -> bool {
+        !self.players.is_empty() || self.boards > 0
+    }
+
+    /// Un-shares the leaderboards (one a step: a board copies in one
+    /// piece, up to a few milliseconds), then the players, most active
+    /// first (they are the likeliest to be written next and the largest),
+    /// until `budget` has passed or `stop()` says to (a read waits for the
+    /// lock). Returns whether work is left.
+    pub fn step(&mut self, engine: &mut Engine, budget: Duration, stop: impl Fn() -> bool) -> bool {
+        if self.boards > 0 {
+            self.boards -= 1;
+            engine.unshare_board(self.boards);
+            return self.is_pending();
+        }
+        let started = Instant::now();
+        while !self.players.is_empty() {
+            let from = self.players.len().saturating_sub(PLAYERS_PER_CHECK);
+            for player in self.players.drain(from..).rev() {
+                engine.unshare_player(&player);
+            }
+            if started.elapsed() >= budget || stop() {
+                break;
+            }
+        }
+        self.is_pending()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_players_are_the_last_events_players_most_active_last() {
+        let mut recent = RecentPlayers::default();
+        let names: Vec<Arc<str>> = (0..4).map(|i| Arc::from(format!("p{i}"))).collect();
+        recent.push(&names[0]);
+        for i in 0..RECENT_EVENTS {
+            // p3 on every other event, p1 and p2 on every fourth.
+            recent.push(&names[if i % 2 == 0 { 3 } else { 1 + i / 2 % 2 }]);
+        }
+        // p0 was pushed out of the ring by RECENT_EVENTS later events.
+        let order = recent.by_activity();
+        assert_eq!(order.len(), 3);
+        assert_eq!(order[2], names[3]);
+    }
+}
