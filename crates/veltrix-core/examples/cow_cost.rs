@@ -57,10 +57,14 @@ fn main() {
         let copy = engine.snapshot_copy();
         let started = Instant::now();
         for index in 0..plan.config.leaderboards.len() {
-            engine.unshare_board(index);
+            if let Some(board) = engine.copy_of_shared_board(index) {
+                engine.install_board(board);
+            }
         }
         for (_, event) in &parsed[at + 3 * BATCH - RECENT_EVENTS..at + 3 * BATCH] {
-            engine.unshare_player(&event.player);
+            if let Some(player) = engine.copy_of_shared_player(&event.player) {
+                engine.install_player(player);
+            }
         }
         let warming = started.elapsed();
         let warmed = apply(&mut engine, &parsed[at + 3 * BATCH..at + 4 * BATCH]);

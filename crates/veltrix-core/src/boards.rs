@@ -119,17 +119,6 @@ impl Boards {
         self.ids.get(player).copied()
     }
 
-    /// See `Engine::unshare_board`.
-    pub fn unshare_newest(&mut self, index: usize) {
-        if let Some((_, board)) = self
-            .boards
-            .get_mut(index)
-            .and_then(|buckets| buckets.iter_mut().next_back())
-        {
-            Arc::make_mut(board);
-        }
-    }
-
     /// Adds a grant's points to every leaderboard it counts toward.
     pub fn record(&mut self, config: &Config, grant: &Grant) {
         if grant.points <= 0 {

@@ -93,6 +93,12 @@ impl<T> CowVec<T> {
             })
     }
 
+    /// Whether the chunk holding `index` is shared with a clone (a write to
+    /// it would copy the chunk first). False past the end.
+    pub fn is_shared_at(&self, index: usize) -> bool {
+        index < self.len && Arc::strong_count(&self.chunks[index >> SHIFT]) > 1
+    }
+
     /// The chunks, in order; every one but the last is full.
     pub fn chunks(&self) -> &[Arc<Vec<T>>] {
         &self.chunks

@@ -14,7 +14,8 @@ use std::collections::HashSet;
 /// output ever iterates these maps, so the seed cannot affect results.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
-use std::sync::Arc;
+use crate::player::PlayerState;
+use std::sync::{Arc, Weak};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The stable partition of a player: xxh3 of the name, never std's hasher,
@@ -134,21 +135,63 @@ impl Engine {
         self.partitions[self.partition_of(name)].player(name)
     }
 
-    /// Gives `player` its own copy of its state when a snapshot copy shares
-    /// it, as the player's next write would (see [`CowVec`]): the server
-    /// calls this while idle, so that the next request does not pay for the
-    /// copy. The state's contents do not change; without a snapshot copy,
-    /// or for an unknown player, nothing happens.
-    pub fn unshare_player(&mut self, player: &str) {
-        let p = self.partition_of(player);
-        self.partitions[p].unshare_player(player);
+    /// Copies `player`'s state when a snapshot copy shares it (its next
+    /// write would copy it; see [`CowVec`]), under a shared borrow: the
+    /// server makes copies while reads go on, then installs them with
+    /// [`Engine::install_player`], so the next request does not pay for
+    /// them. `None` for an unknown player or one nothing shares.
+    pub fn copy_of_shared_player(&self, player: &str) -> Option<PlayerCopy> {
+        let partition = self.partition_of(player);
+        let pid = self.partitions[partition].player_id(player)?;
+        let players = &self.partitions[partition].players;
+        let state = &players[pid as usize];
+        // Shared directly, or through its chunk of the player list (a write
+        // copies the chunk, and then the player held twice).
+        let shared = Arc::strong_count(state) > 1 || players.is_shared_at(pid as usize);
+        shared.then(|| PlayerCopy {
+            partition,
+            pid,
+            from: Arc::downgrade(state),
+            state: Arc::new((**state).clone()),
+        })
     }
 
-    /// As [`Engine::unshare_player`], for the newest bucket of leaderboard
-    /// `index` (the one grants go to); one board copy, up to about a
-    /// millisecond for 100k players.
-    pub fn unshare_board(&mut self, index: usize) {
-        self.boards.unshare_newest(index);
+    /// Puts a copy from [`Engine::copy_of_shared_player`] in place of the
+    /// shared state, unless the player was written since (then the copy is
+    /// stale and dropped). The state's contents do not change.
+    pub fn install_player(&mut self, copy: PlayerCopy) {
+        let players = &mut self.partitions[copy.partition].players;
+        if players
+            .get(copy.pid as usize)
+            .is_some_and(|state| std::ptr::eq(Arc::as_ptr(state), copy.from.as_ptr()))
+        {
+            players[copy.pid as usize] = copy.state;
+        }
+    }
+
+    /// As [`Engine::copy_of_shared_player`], for the newest bucket of
+    /// leaderboard `index` (the one grants go to).
+    pub fn copy_of_shared_board(&self, index: usize) -> Option<BoardCopy> {
+        let (&bucket, board) = self.boards.boards.get(index)?.iter().next_back()?;
+        (Arc::strong_count(board) > 1).then(|| BoardCopy {
+            index,
+            bucket,
+            from: Arc::downgrade(board),
+            board: Arc::new((**board).clone()),
+        })
+    }
+
+    /// As [`Engine::install_player`], for a [`BoardCopy`].
+    pub fn install_board(&mut self, copy: BoardCopy) {
+        if let Some(board) = self
+            .boards
+            .boards
+            .get_mut(copy.index)
+            .and_then(|buckets| buckets.get_mut(&copy.bucket))
+            && std::ptr::eq(Arc::as_ptr(board), copy.from.as_ptr())
+        {
+            *board = copy.board;
+        }
     }
 
     /// A copy of the state for a snapshot to encode, made in time
@@ -172,6 +215,25 @@ impl Engine {
             effects: Vec::new(),
         }
     }
+}
+
+/// A player's state copied away from a snapshot copy (see
+/// [`Engine::copy_of_shared_player`]).
+pub struct PlayerCopy {
+    partition: usize,
+    pid: u32,
+    /// The shared state it copies: installing checks it is still in place.
+    from: Weak<PlayerState>,
+    state: Arc<PlayerState>,
+}
+
+/// A leaderboard bucket copied away from a snapshot copy (see
+/// [`Engine::copy_of_shared_board`]).
+pub struct BoardCopy {
+    index: usize,
+    bucket: i64,
+    from: Weak<veltrix_rank::Board>,
+    board: Arc<veltrix_rank::Board>,
 }
 
 /// Submitted-event counts.

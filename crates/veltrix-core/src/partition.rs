@@ -178,13 +178,6 @@ impl Partition {
         self.player_id(name).map(|i| &*self.players[i as usize])
     }
 
-    /// See `Engine::unshare_player`.
-    pub fn unshare_player(&mut self, name: &str) {
-        if let Some(pid) = self.player_id(name) {
-            player_mut(&mut self.players, pid);
-        }
-    }
-
     /// The partition without its caches and indexes: what a snapshot
     /// encodes. Cheap (see [`CowVec`]); the copy cannot apply records.
     pub fn snapshot_copy(&self) -> Partition {

@@ -314,9 +314,9 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
-    /// What the server does while idle after a snapshot copy: un-sharing
-    /// players and leaderboards moves them to their own allocations and
-    /// changes nothing a snapshot or a later event can see.
+    /// What the server does while idle after a snapshot copy: copying
+    /// players and leaderboards away from it moves them to their own
+    /// allocations and changes nothing a snapshot or a later event can see.
     #[test]
     fn unsharing_after_a_snapshot_copy_changes_no_state(steps in steps(), partitions in 1usize..4) {
         use std::sync::Arc;
@@ -340,13 +340,21 @@ proptest! {
             .iter()
             .flat_map(|p| p.players.iter().map(|player| player.name.clone()))
             .collect();
-        for name in &names {
-            engine.unshare_player(name);
+        // Copies are made under a shared borrow, then installed.
+        let players: Vec<_> = names.iter().filter_map(|name| engine.copy_of_shared_player(name)).collect();
+        prop_assert_eq!(players.len(), names.len());
+        prop_assert!(engine.copy_of_shared_player("nobody-sent-this").is_none());
+        let boards: Vec<_> = (0..plan.config.leaderboards.len() + 1)
+            .filter_map(|index| engine.copy_of_shared_board(index))
+            .collect();
+        for copy in players {
+            engine.install_player(copy);
         }
-        engine.unshare_player("nobody-sent-this");
-        for index in 0..plan.config.leaderboards.len() + 1 {
-            engine.unshare_board(index);
+        for copy in boards {
+            engine.install_board(copy);
         }
+        // Nothing shared any more: nothing to copy.
+        prop_assert!(names.iter().all(|name| engine.copy_of_shared_player(name).is_none()));
         prop_assert!(encode(&ingest, &engine) == before);
         prop_assert!(encode(&ingest, &copy) == before);
         for (live, copied) in engine.partitions.iter().zip(&copy.partitions) {

@@ -729,16 +729,9 @@ impl EngineThread {
         }
     }
 
-    /// One step of un-sharing (see `warming`). Hands the lock straight
-    /// to a waiting read (a plain unlock would let this thread take it
-    /// back first, step after step).
+    /// One step of un-sharing (see `warming`).
     fn warm_step(&mut self) {
-        let shared = &self.shared;
-        let mut core = self.core.write();
-        self.warming.step(&mut core.engine, YIELD_INTERVAL, || {
-            shared.readers_waiting.load(Ordering::Acquire) > 0
-        });
-        parking_lot::RwLockWriteGuard::unlock_fair(core);
+        self.warming.step(&self.core, YIELD_INTERVAL);
     }
 
     /// After the log failed on a full disk: once a probe write shows free

@@ -12,17 +12,21 @@
 //!
 //! So the engine thread remembers the players of the last
 //! [`RECENT_EVENTS`] accepted events ([`RecentPlayers`]), and after taking a
-//! copy it un-shares those players and the newest bucket of every
-//! leaderboard ([`Warming`]) in steps of at most `engine::YIELD_INTERVAL`,
-//! only while no command is waiting. A command that arrives meanwhile
-//! runs first and copies what it touches itself, as before. Un-sharing
-//! never changes the state's contents, so replay and snapshots are
-//! unaffected.
+//! copy it copies the newest bucket of every leaderboard and those players
+//! itself ([`Warming`]), in steps of at most `engine::YIELD_INTERVAL` and
+//! only while no command is waiting. It copies under an upgradable read
+//! lock (reads go on; this thread is the only writer, so nothing changes
+//! meanwhile) and takes the write lock only to put the copies in place. A
+//! command that arrives meanwhile runs first and copies what it touches
+//! itself, as before. The copies equal what they replace, so replay and
+//! snapshots are unaffected.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use veltrix_core::Engine;
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
+
+use crate::engine::Core;
 
 /// Accepted events whose players are warmed after a snapshot copy.
 pub const RECENT_EVENTS: usize = 4096;
@@ -83,25 +87,35 @@ impl Warming {
         !self.players.is_empty() || self.boards > 0
     }
 
-    /// Un-shares the leaderboards (one a step: a board copies in one
-    /// piece, up to a few milliseconds), then the players, most active
-    /// first (they are the likeliest to be written next and the largest),
-    /// until `budget` has passed or `stop()` says to (a read waits for the
-    /// lock). Returns whether work is left.
-    pub fn step(&mut self, engine: &mut Engine, budget: Duration, stop: impl Fn() -> bool) -> bool {
+    /// Copies the leaderboards (one a step: a board copies in one piece,
+    /// up to a few milliseconds), then the players, most active first (they
+    /// are the likeliest to be written next and the largest), for up to
+    /// `budget`, under an upgradable read lock, so reads go on meanwhile;
+    /// then takes the write lock only to put the copies in place. Returns
+    /// whether work is left.
+    pub fn step(&mut self, core: &RwLock<Core>, budget: Duration) -> bool {
+        let started = Instant::now();
+        let state = core.upgradable_read();
+        let mut boards = Vec::new();
+        let mut players = Vec::new();
         if self.boards > 0 {
             self.boards -= 1;
-            engine.unshare_board(self.boards);
-            return self.is_pending();
-        }
-        let started = Instant::now();
-        while !self.players.is_empty() {
-            let from = self.players.len().saturating_sub(PLAYERS_PER_CHECK);
-            for player in self.players.drain(from..).rev() {
-                engine.unshare_player(&player);
+            boards.extend(state.engine.copy_of_shared_board(self.boards));
+        } else {
+            while !self.players.is_empty() && started.elapsed() < budget {
+                let from = self.players.len().saturating_sub(PLAYERS_PER_CHECK);
+                for player in self.players.drain(from..).rev() {
+                    players.extend(state.engine.copy_of_shared_player(&player));
+                }
             }
-            if started.elapsed() >= budget || stop() {
-                break;
+        }
+        if !boards.is_empty() || !players.is_empty() {
+            let mut state = RwLockUpgradableReadGuard::upgrade(state);
+            for board in boards {
+                state.engine.install_board(board);
+            }
+            for player in players {
+                state.engine.install_player(player);
             }
         }
         self.is_pending()
