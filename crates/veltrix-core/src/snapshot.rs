@@ -95,37 +95,43 @@ pub enum SnapshotError {
 }
 
 /// Encodes the state with a fresh [`Encoder`]. The server keeps one
-/// encoder across snapshots instead, so unchanged parts cost a copy.
+/// encoder across snapshots instead, so unchanged parts cost nothing.
 pub fn encode(ingest: &Ingest, engine: &Engine) -> Vec<u8> {
     Encoder::default().encode(ingest, engine)
 }
 
 /// Encodes snapshots, remembering the bytes of every chunk of players,
-/// grants, spends, dead letters and board names and of every leaderboard
-/// it encoded, keyed by the `Arc` that held them. A later snapshot copies
-/// the bytes of each part whose `Arc` is unchanged instead of encoding it
-/// again: sound because the encoder holds a `Weak` to each, and
-/// `Arc::make_mut` never writes into an allocation a `Weak` points to (it
-/// moves or copies the value to a new one first), so an unchanged pointer
-/// means unchanged contents. Between two snapshots only what the records in
-/// between touched is encoded again; the output is byte for byte what a
-/// fresh encoder gives (tested against the plain serde encoding).
+/// grants, spends, dead letters, dedup keys and board names and of every
+/// leaderboard it encoded, keyed by the `Arc` that held them. A later
+/// snapshot reuses the bytes of each part whose `Arc` is unchanged instead
+/// of encoding it again: sound because the encoder holds a `Weak` to each,
+/// and `Arc::make_mut` never writes into an allocation a `Weak` points to
+/// (it moves or copies the value to a new one first), so an unchanged
+/// pointer means unchanged contents. Between two snapshots only what the
+/// records in between touched is encoded again; the output is byte for
+/// byte what a fresh encoder gives (tested against the plain serde
+/// encoding).
+///
+/// [`Encoder::encode_pieces`] hands out the reused bytes themselves
+/// ([`Pieces`]), so writing a snapshot does not first copy the whole state
+/// into one buffer: the snapshot thread's memory traffic evicts the engine
+/// thread's working set from the shared cache, and a batch applied meanwhile
+/// runs several times slower (`cargo run --release -p veltrix-core --example
+/// cow_cost`).
 ///
 /// Memory: about one snapshot's size of cached bytes.
 #[derive(Clone, Default)]
 pub struct Encoder {
-    /// The size of the last encoding: the next one is about as big, and
-    /// growing a buffer of hundreds of megabytes by doubling copies it.
-    last_len: usize,
     partitions: Vec<PartitionCache>,
     rejected: Vec<Cached<Rejection>>,
+    keys: Vec<Cached<u128>>,
     board_names: Vec<Cached<Arc<str>>>,
     /// Per leaderboard, per bucket.
     boards: Vec<BTreeMap<i64, CachedBoard>>,
 }
 
 /// The encoding of one leaderboard bucket's entries.
-type CachedBoard = (Weak<Board>, Vec<u8>);
+type CachedBoard = (Weak<Board>, Arc<Vec<u8>>);
 
 #[derive(Clone, Default)]
 struct PartitionCache {
@@ -138,7 +144,7 @@ struct PartitionCache {
 #[derive(Clone)]
 struct Cached<T> {
     chunk: Weak<Vec<T>>,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
 }
 
 /// The encoding of one chunk of players, and where each player's bytes end
@@ -146,74 +152,139 @@ struct Cached<T> {
 #[derive(Clone)]
 struct CachedPlayers {
     chunk: Weak<Vec<Arc<PlayerState>>>,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     players: Vec<(Weak<PlayerState>, usize)>,
+}
+
+/// A snapshot's bytes as pieces to write one after another: fresh bytes,
+/// and the encoder's cached bytes of unchanged parts, shared rather than
+/// copied. Joined, they are exactly [`encode`]'s output.
+#[derive(Default)]
+pub struct Pieces {
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
+enum Piece {
+    Fresh(Vec<u8>),
+    Cached(Arc<Vec<u8>>),
+}
+
+impl Pieces {
+    /// The buffer for the next fresh bytes.
+    fn fresh(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.pieces.last(), Some(Piece::Fresh(_))) {
+            self.pieces.push(Piece::Fresh(Vec::new()));
+        }
+        match self.pieces.last_mut() {
+            Some(Piece::Fresh(bytes)) => bytes,
+            _ => unreachable!("a fresh piece was just pushed"),
+        }
+    }
+
+    fn cached(&mut self, bytes: &Arc<Vec<u8>>) {
+        if !bytes.is_empty() {
+            self.pieces.push(Piece::Cached(bytes.clone()));
+        }
+    }
+
+    /// The pieces in order.
+    pub fn slices(&self) -> Vec<&[u8]> {
+        self.pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Fresh(bytes) => bytes.as_slice(),
+                Piece::Cached(bytes) => bytes.as_slice(),
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces joined.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.slices().concat()
+    }
+
+    fn finish(mut self) -> Pieces {
+        self.len = self.slices().iter().map(|slice| slice.len()).sum();
+        self
+    }
 }
 
 impl Encoder {
     pub fn encode(&mut self, ingest: &Ingest, engine: &Engine) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.last_len + self.last_len / 8);
-        put(&mut out, &SNAPSHOT_FORMAT);
-        put(&mut out, &*engine.plan.config.version);
-        put(&mut out, &engine.last_seq);
-        put(&mut out, &engine.max_ts);
-        put(&mut out, &ingest.next_seq);
-        put(&mut out, &ingest.counts);
-        put_len(&mut out, ingest.rejected.len());
-        encode_chunks(ingest.rejected.chunks(), &mut self.rejected, &mut out);
+        self.encode_pieces(ingest, engine).to_vec()
+    }
+
+    /// The encoding as [`Pieces`], sharing the cached bytes of unchanged
+    /// parts.
+    pub fn encode_pieces(&mut self, ingest: &Ingest, engine: &Engine) -> Pieces {
+        let mut out = Pieces::default();
+        put(out.fresh(), &SNAPSHOT_FORMAT);
+        put(out.fresh(), &*engine.plan.config.version);
+        put(out.fresh(), &engine.last_seq);
+        put(out.fresh(), &engine.max_ts);
+        put(out.fresh(), &ingest.next_seq);
+        put(out.fresh(), &ingest.counts);
+        put_len(out.fresh(), ingest.rejected.len());
+        encode_chunks(ingest.rejected.chunks(), &mut self.rejected, &mut out, put);
         // `SeenKeys`: a byte vector, the keys end to end.
         let keys = ingest.seen.keys();
-        put_len(&mut out, keys.len() * 16);
-        out.reserve(keys.len() * 16);
-        for chunk in keys.chunks() {
-            for key in chunk.iter() {
-                out.extend_from_slice(&key.to_le_bytes());
-            }
-        }
-        put_len(&mut out, engine.partitions.len());
+        put_len(out.fresh(), keys.len() * 16);
+        encode_chunks(keys.chunks(), &mut self.keys, &mut out, |bytes, key| {
+            bytes.extend_from_slice(&key.to_le_bytes())
+        });
+        put_len(out.fresh(), engine.partitions.len());
         self.partitions
             .resize_with(engine.partitions.len(), PartitionCache::default);
         for (partition, cache) in engine.partitions.iter().zip(&mut self.partitions) {
-            put_len(&mut out, partition.players.len());
+            put_len(out.fresh(), partition.players.len());
             encode_players(partition.players.chunks(), &mut cache.players, &mut out);
-            put_len(&mut out, partition.grants.len());
-            encode_chunks(partition.grants.chunks(), &mut cache.grants, &mut out);
-            put_len(&mut out, partition.spends.len());
-            encode_chunks(partition.spends.chunks(), &mut cache.spends, &mut out);
+            put_len(out.fresh(), partition.grants.len());
+            encode_chunks(partition.grants.chunks(), &mut cache.grants, &mut out, put);
+            put_len(out.fresh(), partition.spends.len());
+            encode_chunks(partition.spends.chunks(), &mut cache.spends, &mut out, put);
         }
-        put(&mut out, &engine.claims.counts());
+        put(out.fresh(), &engine.claims.counts());
         self.encode_boards(&engine.boards, &mut out);
-        put_len(&mut out, engine.boards.names().len());
+        put_len(out.fresh(), engine.boards.names().len());
         encode_chunks(
             engine.boards.names().chunks(),
             &mut self.board_names,
             &mut out,
+            put,
         );
-        put(&mut out, &engine.views);
-        put(&mut out, &engine.plan.retained_badges);
-        put(&mut out, &engine.plan.retained_currencies);
-        self.last_len = out.len();
-        out
+        put(out.fresh(), &engine.views);
+        put(out.fresh(), &engine.plan.retained_badges);
+        put(out.fresh(), &engine.plan.retained_currencies);
+        out.finish()
     }
 
     /// `BoardEntries`: per leaderboard, per bucket, the bucket and the
     /// board's entries in rank order.
-    fn encode_boards(&mut self, boards: &Boards, out: &mut Vec<u8>) {
+    fn encode_boards(&mut self, boards: &Boards, out: &mut Pieces) {
         self.boards.resize_with(boards.boards.len(), BTreeMap::new);
-        put_len(out, boards.boards.len());
+        put_len(out.fresh(), boards.boards.len());
         for (buckets, cache) in boards.boards.iter().zip(&mut self.boards) {
             cache.retain(|bucket, _| buckets.contains_key(bucket));
-            put_len(out, buckets.len());
+            put_len(out.fresh(), buckets.len());
             for (bucket, board) in buckets {
-                put(out, bucket);
+                put(out.fresh(), bucket);
                 let cached = cache
                     .entry(*bucket)
-                    .or_insert_with(|| (Weak::new(), Vec::new()));
+                    .or_insert_with(|| (Weak::new(), Arc::default()));
                 if !std::ptr::eq(cached.0.as_ptr(), Arc::as_ptr(board)) {
                     let entries: Vec<(u32, i64, u64)> = board.entries().collect();
-                    *cached = (Arc::downgrade(board), to_bytes(&entries));
+                    *cached = (Arc::downgrade(board), Arc::new(to_bytes(&entries)));
                 }
-                out.extend_from_slice(&cached.1);
+                out.cached(&cached.1);
             }
         }
     }
@@ -238,12 +309,13 @@ fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
-/// Appends every element of `chunks`, reusing the cached bytes of each
-/// chunk whose `Arc` the cache saw last time.
-fn encode_chunks<T: Serialize>(
+/// Appends every element of `chunks` (each encoded by `encode`), reusing
+/// the cached bytes of each chunk whose `Arc` the cache saw last time.
+fn encode_chunks<T>(
     chunks: &[Arc<Vec<T>>],
     cache: &mut Vec<Cached<T>>,
-    out: &mut Vec<u8>,
+    out: &mut Pieces,
+    encode: impl Fn(&mut Vec<u8>, &T),
 ) {
     cache.truncate(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
@@ -253,18 +325,18 @@ fn encode_chunks<T: Serialize>(
         if !hit {
             let mut bytes = Vec::new();
             for value in chunk.iter() {
-                put(&mut bytes, value);
+                encode(&mut bytes, value);
             }
             let fresh = Cached {
                 chunk: Arc::downgrade(chunk),
-                bytes,
+                bytes: Arc::new(bytes),
             };
             match cache.get_mut(i) {
                 Some(slot) => *slot = fresh,
                 None => cache.push(fresh),
             }
         }
-        out.extend_from_slice(&cache[i].bytes);
+        out.cached(&cache[i].bytes);
     }
 }
 
@@ -273,7 +345,7 @@ fn encode_chunks<T: Serialize>(
 fn encode_players(
     chunks: &[Arc<Vec<Arc<PlayerState>>>],
     cache: &mut Vec<CachedPlayers>,
-    out: &mut Vec<u8>,
+    out: &mut Pieces,
 ) {
     cache.truncate(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
@@ -296,7 +368,7 @@ fn encode_players(
             }
             let fresh = CachedPlayers {
                 chunk: Arc::downgrade(chunk),
-                bytes,
+                bytes: Arc::new(bytes),
                 players,
             };
             match cache.get_mut(i) {
@@ -304,7 +376,7 @@ fn encode_players(
                 None => cache.push(fresh),
             }
         }
-        out.extend_from_slice(&cache[i].bytes);
+        out.cached(&cache[i].bytes);
     }
 }
 

@@ -160,10 +160,17 @@ impl SnapshotStore {
             // megabytes at the disk at once, and every log fsync issued
             // meanwhile (each acknowledgement waits for one) would wait
             // behind them.
+            // Parts may be small (the encoder hands out its cached chunks
+            // as they are): sync after every SYNC_EVERY_BYTES written.
+            let mut unsynced = 0;
             for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
                 f.write_all(piece)
                     .map_err(|e| LogError::io("write", &tmp, e))?;
-                f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
+                unsynced += piece.len();
+                if unsynced >= SYNC_EVERY_BYTES {
+                    f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
+                    unsynced = 0;
+                }
             }
             f.sync_data().map_err(|e| LogError::io("fsync", &tmp, e))?;
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use veltrix_core::analytics::query_view;
 use veltrix_core::cow::CowVec;
 use veltrix_core::dump::{DumpSource, dump};
-use veltrix_core::snapshot::Encoder;
+use veltrix_core::snapshot::{Encoder, Pieces};
 use veltrix_core::{Engine, Ingest, Plan};
 use veltrix_log::{Log, SnapshotStore};
 
@@ -207,14 +207,18 @@ struct Envelope2<'a> {
 pub struct SnapshotParts {
     /// The envelope's magic and the length of core's snapshot.
     head: Vec<u8>,
-    core: Vec<u8>,
+    /// Core's snapshot, sharing the encoder's cached bytes.
+    core: Pieces,
     /// The rest of the envelope: bodies, configuration sources, history.
     tail: Vec<u8>,
 }
 
 impl SnapshotParts {
-    pub fn parts(&self) -> [&[u8]; 3] {
-        [&self.head, &self.core, &self.tail]
+    pub fn parts(&self) -> Vec<&[u8]> {
+        let mut parts = vec![self.head.as_slice()];
+        parts.extend(self.core.slices());
+        parts.push(&self.tail);
+        parts
     }
 
     pub fn len(&self) -> usize {
@@ -233,7 +237,7 @@ impl SnapshotParts {
 /// byte slice as its length then its bytes, so the pieces joined are
 /// exactly the serialized [`Envelope2`] (tested).
 pub fn encode_snapshot_parts(core: &Core, encoder: &mut Encoder) -> SnapshotParts {
-    let inner = encoder.encode(&core.ingest, &core.engine);
+    let inner = encoder.encode_pieces(&core.ingest, &core.engine);
     // Invariant: lengths, byte vectors, strings and lists always encode
     // into a growable vector.
     let head = postcard::to_extend(&(inner.len() as u64), SNAPSHOT_ENVELOPE.to_vec())
