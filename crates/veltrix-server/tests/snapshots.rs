@@ -394,12 +394,13 @@ async fn a_crash_while_snapshotting_loses_nothing_acknowledged() {
 /// Pacing: with a snapshot due every 50 records, a pacing factor of a
 /// million lets the first snapshot through and then holds the next back
 /// (it would wait a million times the first one's duration) until the log
-/// tail reaches 10 × 50 records, which forces one; the one at shutdown is
+/// tail reaches `MAX_TAIL_FACTOR` × 50 records, which forces one; the one at shutdown is
 /// never held back. Pacing 1 takes one after every request of 100 events
 /// (some invalid, so not quite 100 records).
 #[tokio::test]
 async fn pacing_holds_snapshots_back_until_the_tail_cap_and_never_at_shutdown() {
-    assert_eq!(veltrix_server::snapshots::MAX_TAIL_FACTOR, 10);
+    let cap = veltrix_server::snapshots::MAX_TAIL_FACTOR * 50;
+    assert_eq!(cap, 250);
     for pacing in [1_000_000, 1] {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = options(dir.path(), Some(50));
@@ -423,7 +424,7 @@ async fn pacing_holds_snapshots_back_until_the_tail_cap_and_never_at_shutdown() 
         let first = seq();
         let mut batch = 1;
         // Up to just under the cap past the first snapshot.
-        while last_seq(&router).await + 100 < first + 10 * 50 {
+        while last_seq(&router).await + 100 < first + cap {
             feed(&router, batch * 100, 100).await;
             batch += 1;
             if pacing == 1 {
@@ -442,7 +443,7 @@ async fn pacing_holds_snapshots_back_until_the_tail_cap_and_never_at_shutdown() 
             }
             wait_for(2).await;
             assert!(
-                seq() >= first + 10 * 50,
+                seq() >= first + cap,
                 "forced at the cap: {} vs {first}",
                 seq()
             );
