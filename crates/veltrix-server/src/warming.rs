@@ -31,7 +31,7 @@ use crate::engine::Core;
 /// Accepted events whose players are warmed after a snapshot copy.
 pub const RECENT_EVENTS: usize = 4096;
 
-/// Players un-shared between two checks of the clock.
+/// Players copied between two checks of the clock.
 const PLAYERS_PER_CHECK: usize = 16;
 
 /// The players of the last [`RECENT_EVENTS`] accepted events, repeats
