@@ -656,4 +656,64 @@ period = "day"
             }
         }
     }
+
+    /// Unchanged parts go out as the encoder's cached bytes themselves, not
+    /// copies: a second encoding of an unchanged state is (almost) all
+    /// shared pieces, and one more event re-encodes only what it touched.
+    #[test]
+    fn unchanged_parts_are_shared_not_copied() {
+        let config = veltrix_config::compile(&[veltrix_config::Source::new("t.toml", CONFIG)])
+            .expect("the test configuration compiles");
+        let plan = Arc::new(Plan::new(Arc::new(config)));
+        let mut ingest = Ingest::new();
+        let mut engine = Engine::new(plan.clone(), 1);
+        feed(&plan, &mut ingest, &mut engine, &events(0, 12_000));
+        let mut encoder = Encoder::default();
+        let cached_bytes = |pieces: &Pieces| -> Vec<*const Vec<u8>> {
+            pieces
+                .pieces
+                .iter()
+                .filter_map(|piece| match piece {
+                    Piece::Cached(bytes) => Some(Arc::as_ptr(bytes)),
+                    Piece::Fresh(_) => None,
+                })
+                .collect()
+        };
+        let fresh_len = |pieces: &Pieces| -> usize {
+            pieces
+                .pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Fresh(bytes) => bytes.len(),
+                    Piece::Cached(_) => 0,
+                })
+                .sum()
+        };
+        let first = encoder.encode_pieces(&ingest.snapshot_copy(), &engine.snapshot_copy());
+        let second = encoder.encode_pieces(&ingest.snapshot_copy(), &engine.snapshot_copy());
+        assert!(second.to_vec() == first.to_vec());
+        assert_eq!(cached_bytes(&first), cached_bytes(&second));
+        // The fresh bytes are lengths, counts, claims and the views only.
+        assert!(
+            fresh_len(&second) * 20 < second.len(),
+            "{} of {}",
+            fresh_len(&second),
+            second.len()
+        );
+        feed(&plan, &mut ingest, &mut engine, &events(12_000, 12_001));
+        let third = encoder.encode_pieces(&ingest.snapshot_copy(), &engine.snapshot_copy());
+        assert!(third.to_vec() == encode_with_serde(&ingest, &engine));
+        let before = cached_bytes(&second);
+        let still_shared = cached_bytes(&third)
+            .iter()
+            .filter(|bytes| before.contains(bytes))
+            .count();
+        // One event touches one player chunk, the last chunks of the keys
+        // and grants, and the boards it scores on.
+        assert!(
+            still_shared + 8 >= before.len(),
+            "{still_shared} of {}",
+            before.len()
+        );
+    }
 }
