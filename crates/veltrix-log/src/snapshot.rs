@@ -155,13 +155,12 @@ impl SnapshotStore {
                 .map_err(|e| LogError::io("create", &tmp, e))?;
             f.write_all(&snapshot_header_of_parts(seq, parts))
                 .map_err(|e| LogError::io("write", &tmp, e))?;
-            // A piece at a time, each made durable before the next: one
-            // fsync of a whole large snapshot would queue hundreds of
+            // Synced every SYNC_EVERY_BYTES written (parts may be small or
+            // large: the encoder hands out its cached chunks as they are):
+            // one fsync of a whole large snapshot would queue hundreds of
             // megabytes at the disk at once, and every log fsync issued
             // meanwhile (each acknowledgement waits for one) would wait
             // behind them.
-            // Parts may be small (the encoder hands out its cached chunks
-            // as they are): sync after every SYNC_EVERY_BYTES written.
             let mut unsynced = 0;
             for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
                 f.write_all(piece)

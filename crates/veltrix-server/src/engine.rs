@@ -965,14 +965,7 @@ fn ingest(
         core.ingest.next_seq += 1;
     }
     let pending = Answer::new(reply, shared.stream.clone());
-    if payloads.is_empty() {
-        Answer::durable(&pending, Ok(()));
-    } else {
-        let durable = pending.clone();
-        append(log, shared, payloads, first_seq, move |result| {
-            Answer::durable(&durable, result)
-        });
-    }
+    Answer::log(&pending, log, shared, payloads, first_seq);
     // Building stream messages costs a rank lookup per moved leaderboard:
     // only while someone listens.
     let streaming = shared.stream.receiver_count() > 0;
@@ -1011,23 +1004,20 @@ fn ingest(
     Answer::applied(&pending, answer, messages);
 }
 
-/// An ingest request's answer, waiting for its two halves, which finish in
-/// either order: the log's callback reports the records durable (or the
-/// log failed), and the engine thread reports the events applied (with
-/// the stream messages they made). Whichever comes second publishes the
-/// messages (only durable changes reach the stream) and replies.
-struct Answer {
-    reply: Option<oneshot::Sender<Result<IngestReply, ApiError>>>,
+/// A write's answer, waiting for its two halves, which finish in either
+/// order: the log's callback reports the records durable (or the log
+/// failed), and the engine thread reports the write applied (with the
+/// stream messages it made). Whichever comes second publishes the messages
+/// (only durable changes reach the stream) and replies.
+struct Answer<A> {
+    reply: Option<oneshot::Sender<Result<A, ApiError>>>,
     stream: StreamSender,
     durable: Option<Result<(), ApiError>>,
-    applied: Option<(IngestReply, Vec<Arc<StreamMessage>>)>,
+    applied: Option<(A, Vec<Arc<StreamMessage>>)>,
 }
 
-impl Answer {
-    fn new(
-        reply: oneshot::Sender<Result<IngestReply, ApiError>>,
-        stream: StreamSender,
-    ) -> Arc<Mutex<Answer>> {
+impl<A: Send + 'static> Answer<A> {
+    fn new(reply: oneshot::Sender<Result<A, ApiError>>, stream: StreamSender) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(Answer {
             reply: Some(reply),
             stream,
@@ -1036,13 +1026,34 @@ impl Answer {
         }))
     }
 
-    fn durable(answer: &Mutex<Answer>, result: Result<(), ApiError>) {
+    /// Hands `payloads` to the log, which reports them durable to `answer`
+    /// (at once when there is nothing to log). If the log refuses the
+    /// append outright the report never comes, the answer is dropped
+    /// unanswered, and the handler's closed reply channel answers 503.
+    fn log(
+        answer: &Arc<Mutex<Self>>,
+        log: &Log,
+        shared: &Arc<Shared>,
+        payloads: Vec<Vec<u8>>,
+        first_seq: u64,
+    ) {
+        if payloads.is_empty() {
+            Answer::durable(answer, Ok(()));
+            return;
+        }
+        let answer = answer.clone();
+        append(log, shared, payloads, first_seq, move |result| {
+            Answer::durable(&answer, result)
+        });
+    }
+
+    fn durable(answer: &Mutex<Self>, result: Result<(), ApiError>) {
         let mut answer = answer.lock().unwrap_or_else(|e| e.into_inner());
         answer.durable = Some(result);
         answer.reply_when_complete();
     }
 
-    fn applied(answer: &Mutex<Answer>, reply: IngestReply, messages: Vec<Arc<StreamMessage>>) {
+    fn applied(answer: &Mutex<Self>, reply: A, messages: Vec<Arc<StreamMessage>>) {
         let mut answer = answer.lock().unwrap_or_else(|e| e.into_inner());
         answer.applied = Some((reply, messages));
         answer.reply_when_complete();
@@ -1530,23 +1541,9 @@ fn append_then_publish<A: Send + 'static>(
     reply: oneshot::Sender<Result<A, ApiError>>,
     answer: A,
 ) {
-    if payloads.is_empty() {
-        let _ = reply.send(Ok(answer));
-        return;
-    }
-    let stream = (!messages.is_empty()).then(|| shared.stream.clone());
-    append(log, shared, payloads, first_seq, move |result| {
-        if result.is_ok()
-            && let Some(stream) = stream
-        {
-            // Never waits: a lagging client loses messages, not the engine
-            // time. An error only means nobody listens any more.
-            for message in messages {
-                let _ = stream.send(message);
-            }
-        }
-        let _ = reply.send(result.map(|()| answer));
-    });
+    let pending = Answer::new(reply, shared.stream.clone());
+    Answer::applied(&pending, answer, messages);
+    Answer::log(&pending, log, shared, payloads, first_seq);
 }
 
 /// Appends one request's records in one `append`; `done` runs once they
