@@ -7,7 +7,7 @@
 //! ones written last (activity is skewed: a few players send most events),
 //! and they are also the largest (long rule candidate lists and windows),
 //! so the first batch after a copy used to pay for all of them at once:
-//! 10–16 ms of engine time instead of about 1 ms for 1,000 events in
+//! 8–18 ms of engine time instead of about 1 ms for 1,000 events in
 //! `cargo run --release -p veltrix-core --example cow_cost`.
 //!
 //! So the engine thread remembers the players of the last
