@@ -13,8 +13,10 @@
 //!
 //! cargo run --release -p veltrix-core --example cow_cost [-- EVENTS]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use veltrix_core::engine::PlayerSlot;
 use veltrix_core::veltrix_config::{Source, compile};
 use veltrix_core::{Engine, Event, Ingest, Plan, Submission};
 
@@ -44,7 +46,7 @@ fn main() {
     let warm_up = parsed.len() / 2;
     apply(&mut engine, &parsed[..warm_up]);
     println!(
-        "events applied | 1,000 events: no copy | after a copy | after a warmed copy (warming took) | after 64 MiB streamed"
+        "events applied | 1,000 events: no copy | after a copy | after a warmed copy (warming took) | after a copy that let go (letting go took) | after 64 MiB streamed"
     );
     let mut at = warm_up;
     while at + EVERY <= parsed.len() {
@@ -69,23 +71,51 @@ fn main() {
         let warming = started.elapsed();
         let warmed = apply(&mut engine, &parsed[at + 3 * BATCH..at + 4 * BATCH]);
         drop(copy);
+        // Again on a fresh copy, which lets go of the same players itself
+        // (what the server's snapshot thread does first).
+        let slots = most_active_first(
+            &engine,
+            &parsed[at + 4 * BATCH - RECENT_EVENTS..at + 4 * BATCH],
+        );
+        let mut copy = engine.snapshot_copy();
+        let started = Instant::now();
+        copy.let_go(&slots);
+        let letting_go = started.elapsed();
+        let let_go = apply(&mut engine, &parsed[at + 4 * BATCH..at + 5 * BATCH]);
+        drop(copy);
         // No copy, but 64 MiB of other memory traffic first (as a snapshot
         // encoder on the other core makes): the state's working set is out
         // of the caches.
         stream_through_memory(64 << 20);
-        let evicted = apply(&mut engine, &parsed[at + 4 * BATCH..at + 5 * BATCH]);
+        let evicted = apply(&mut engine, &parsed[at + 5 * BATCH..at + 6 * BATCH]);
         println!(
-            "{:>14} | {:>9} | {:>12} | {:>12} ({}) | {:>12}",
+            "{:>14} | {:>9} | {:>12} | {:>12} ({}) | {:>12} ({}) | {:>12}",
             at,
             ms(plain),
             ms(cold),
             ms(warmed),
             ms(warming),
+            ms(let_go),
+            ms(letting_go),
             ms(evicted)
         );
-        apply(&mut engine, &parsed[at + 5 * BATCH..at + EVERY]);
+        apply(&mut engine, &parsed[at + 6 * BATCH..at + EVERY]);
         at += EVERY;
     }
+}
+
+/// The slots of the players of `recent`, the most active first.
+fn most_active_first(engine: &Engine, recent: &[(u64, Event)]) -> Vec<PlayerSlot> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (_, event) in recent {
+        *counts.entry(&*event.player).or_default() += 1;
+    }
+    let mut players: Vec<(&str, usize)> = counts.into_iter().collect();
+    players.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    players
+        .into_iter()
+        .filter_map(|(player, _)| engine.locate_player(player))
+        .collect()
 }
 
 fn stream_through_memory(bytes: usize) {

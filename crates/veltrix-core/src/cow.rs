@@ -145,6 +145,15 @@ impl<T: Clone> CowVec<T> {
         Some(&mut Arc::make_mut(&mut self.chunks[index >> SHIFT])[index & (CHUNK - 1)])
     }
 
+    /// Gives this vector its own copy of its last chunk if a clone shares
+    /// it: the chunk an append writes to, so the clone's next append does
+    /// not copy it.
+    pub fn unshare_last_chunk(&mut self) {
+        if let Some(last) = self.chunks.last_mut() {
+            Arc::make_mut(last);
+        }
+    }
+
     /// Every element, mutably; copies every shared chunk.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.chunks

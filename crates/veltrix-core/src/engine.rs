@@ -194,6 +194,48 @@ impl Engine {
         }
     }
 
+    /// Where `player`'s state is kept, for [`Engine::let_go`] on a snapshot
+    /// copy (which has no name index). `None` for an unknown player.
+    pub fn locate_player(&self, player: &str) -> Option<PlayerSlot> {
+        let partition = self.partition_of(player);
+        let pid = self.partitions[partition].player_id(player)?;
+        Some(PlayerSlot { partition, pid })
+    }
+
+    /// For the owner of a snapshot copy: stops sharing with the live state
+    /// the newest bucket of every leaderboard, the players at `players`
+    /// (most urgent first) with their chunks of the player list, and the
+    /// last chunk of every grant and spend list, by giving this copy its
+    /// own copies of them. The live engine's next writes to those then find
+    /// them unshared and copy nothing: the copying happens here, on the
+    /// snapshot's thread, instead of in the live engine's next request.
+    /// Slots past the end of a player list are skipped (the live engine may
+    /// have added players since the slots were taken); the copy's contents
+    /// do not change.
+    pub fn let_go(&mut self, players: &[PlayerSlot]) {
+        for buckets in &mut self.boards.boards {
+            if let Some(board) = buckets.values_mut().next_back()
+                && Arc::strong_count(board) > 1
+            {
+                *board = Arc::new((**board).clone());
+            }
+        }
+        for slot in players {
+            let Some(partition) = self.partitions.get_mut(slot.partition) else {
+                continue;
+            };
+            if let Some(state) = partition.players.get_mut(slot.pid as usize)
+                && Arc::strong_count(state) > 1
+            {
+                *state = Arc::new((**state).clone());
+            }
+        }
+        for partition in &mut self.partitions {
+            partition.grants.unshare_last_chunk();
+            partition.spends.unshare_last_chunk();
+        }
+    }
+
     /// A copy of the state for a snapshot to encode, made in time
     /// independent of the number of players and grants: it shares their
     /// storage (see [`CowVec`]) and leaves out the indexes and caches a
@@ -215,6 +257,13 @@ impl Engine {
             effects: Vec::new(),
         }
     }
+}
+
+/// Where a player's state is kept (see [`Engine::locate_player`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlayerSlot {
+    pub partition: usize,
+    pub pid: u32,
 }
 
 /// A player's state copied away from a snapshot copy (see
@@ -463,6 +512,14 @@ impl Ingest {
 
     pub fn is_known(&self, id: &str) -> bool {
         self.seen.contains(id_key(id))
+    }
+
+    /// For the owner of a snapshot copy, as [`Engine::let_go`]: gives this
+    /// copy its own last chunk of the dedup keys and dead letters (the
+    /// chunks the live state appends to next).
+    pub fn let_go(&mut self) {
+        self.seen.keys.unshare_last_chunk();
+        self.rejected.unshare_last_chunk();
     }
 
     /// What a snapshot encodes, without the lookup set (see

@@ -368,6 +368,80 @@ proptest! {
             }
         }
     }
+
+    /// What the server's snapshot thread does first with its copy: letting
+    /// go of players, the newest leaderboard buckets and the chunks appended
+    /// to next leaves them unshared in the live state (its next writes copy
+    /// nothing), changes nothing either side encodes, and later writes to
+    /// the live state do not reach the copy.
+    #[test]
+    fn a_copy_that_lets_go_shares_nothing_the_live_state_writes_next(
+        steps in steps(),
+        more in steps(),
+        partitions in 1usize..4,
+    ) {
+        use veltrix_core::engine::PlayerSlot;
+        use veltrix_core::snapshot::encode;
+        let plan = plan(&config());
+        let first = ndjson(&events(&steps));
+        let mut ingest = Ingest::new();
+        let mut engine = veltrix_core::Engine::new(plan.clone(), partitions);
+        let feed = |ingest: &mut Ingest, engine: &mut veltrix_core::Engine, lines: &[u8]| {
+            for (line, text) in ndjson_lines(lines) {
+                if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, 1_000) {
+                    engine.apply_event(seq, &event);
+                }
+            }
+        };
+        feed(&mut ingest, &mut engine, &first);
+        let before = encode(&ingest, &engine);
+        let mut ingest_copy = ingest.snapshot_copy();
+        let mut copy = engine.snapshot_copy();
+        let mut slots: Vec<PlayerSlot> = engine
+            .partitions
+            .iter()
+            .flat_map(|p| p.players.iter().map(|player| player.name.clone()))
+            .filter_map(|name| engine.locate_player(&name))
+            .collect();
+        prop_assert!(engine.locate_player("nobody-sent-this").is_none());
+        // A slot the copy does not have (a player added after it) is skipped.
+        slots.push(PlayerSlot { partition: 0, pid: u32::MAX });
+        copy.let_go(&slots);
+        ingest_copy.let_go();
+        prop_assert!(encode(&ingest_copy, &copy) == before);
+        prop_assert!(encode(&ingest, &engine) == before);
+        for slot in &slots[..slots.len() - 1] {
+            let players = &engine.partitions[slot.partition].players;
+            prop_assert!(!players.is_shared_at(slot.pid as usize));
+            prop_assert_eq!(Arc::strong_count(&players[slot.pid as usize]), 1);
+        }
+        for buckets in &engine.boards.boards {
+            if let Some((_, board)) = buckets.iter().next_back() {
+                prop_assert_eq!(Arc::strong_count(board), 1);
+            }
+        }
+        for partition in &engine.partitions {
+            prop_assert!(!partition.grants.is_shared_at(partition.grants.len().saturating_sub(1)));
+        }
+        // The live state goes on as if no copy had been taken; the copy
+        // keeps its moment.
+        let later: Vec<Value> = events(&more)
+            .into_iter()
+            .map(|mut event| {
+                let id = format!("later-{}", event["id"].as_str().unwrap_or_default());
+                event["id"] = json!(id);
+                event
+            })
+            .collect();
+        let later = ndjson(&later);
+        feed(&mut ingest, &mut engine, &later);
+        prop_assert!(encode(&ingest_copy, &copy) == before);
+        let mut plain_ingest = Ingest::new();
+        let mut plain = veltrix_core::Engine::new(plan.clone(), partitions);
+        feed(&mut plain_ingest, &mut plain, &first);
+        feed(&mut plain_ingest, &mut plain, &later);
+        prop_assert!(encode(&ingest, &engine) == encode(&plain_ingest, &plain));
+    }
 }
 
 #[test]

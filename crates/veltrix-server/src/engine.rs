@@ -57,6 +57,13 @@ pub struct Core {
 }
 
 impl Core {
+    /// For the snapshot thread, on its copy: see `Engine::let_go`.
+    pub fn let_go(&mut self, players: &[veltrix_core::engine::PlayerSlot]) {
+        self.engine.let_go(players);
+        self.ingest.let_go();
+        self.dead_letter_bodies.unshare_last_chunk();
+    }
+
     /// What a snapshot encodes, sharing storage with `self` (see
     /// `Engine::snapshot_copy`): the copy cannot apply records.
     pub fn snapshot_copy(&self) -> Core {
@@ -722,7 +729,7 @@ impl EngineThread {
             && snapshotter.due(covered)
         {
             let core = self.core.read();
-            if take_snapshot(&core, shared, snapshotter) {
+            if take_snapshot(&core, shared, snapshotter, &self.recent) {
                 let leaderboards = core.plan.config.leaderboards.len();
                 self.warming.start(&self.recent, leaderboards);
             }
@@ -819,7 +826,7 @@ impl EngineThread {
                 while snapshotter.busy() && !self.shared.is_failed() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                take_snapshot(&core, &self.shared, &mut snapshotter);
+                take_snapshot(&core, &self.shared, &mut snapshotter, &self.recent);
             }
             drop(core);
             snapshotter.finish();
@@ -868,13 +875,19 @@ fn probe_space(storage: &dyn veltrix_log::Storage, path: &std::path::Path) -> st
 /// goes on. The snapshot
 /// covers every record up to `next_seq - 1`, including `Tally` and `Config`
 /// records.
-fn take_snapshot(core: &Core, shared: &Shared, snapshotter: &mut Snapshotter) -> bool {
+fn take_snapshot(
+    core: &Core,
+    shared: &Shared,
+    snapshotter: &mut Snapshotter,
+    recent: &RecentPlayers,
+) -> bool {
     if shared.is_failed() {
         return false;
     }
     let started = Instant::now();
     let copy = Box::new(core.snapshot_copy());
-    snapshotter.submit(core.ingest.next_seq - 1, copy, started.elapsed())
+    let recent = recent.slots(&core.engine);
+    snapshotter.submit(core.ingest.next_seq - 1, copy, recent, started.elapsed())
 }
 
 /// Admits a batch, logs it, then applies it: dedup and sequencing first

@@ -36,6 +36,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use veltrix_core::engine::PlayerSlot;
 use veltrix_log::{Log, SnapshotStore};
 
 /// What the engine thread sees of the snapshot thread.
@@ -79,6 +80,9 @@ pub const MAX_TAIL_FACTOR: u64 = 5;
 struct Job {
     seq: u64,
     state: Box<crate::engine::Core>,
+    /// Where the players of the last accepted events are, repeats
+    /// included: the copy lets go of them first (see `warming`).
+    recent: Vec<PlayerSlot>,
     /// How long the engine thread spent copying the state.
     copy: Duration,
     submitted: Instant,
@@ -147,12 +151,19 @@ impl Snapshotter {
     /// Hands a copy of the state to the thread. Never blocks: the engine only
     /// calls this when no snapshot is in flight.
     /// Returns whether the thread took it.
-    pub fn submit(&mut self, seq: u64, state: Box<crate::engine::Core>, copy: Duration) -> bool {
+    pub fn submit(
+        &mut self,
+        seq: u64,
+        state: Box<crate::engine::Core>,
+        recent: Vec<PlayerSlot>,
+        copy: Duration,
+    ) -> bool {
         let Some(tx) = &self.tx else { return false };
         self.status.busy.store(true, Ordering::Release);
         let job = Job {
             seq,
             state,
+            recent,
             copy,
             submitted: Instant::now(),
         };
@@ -198,8 +209,13 @@ fn writer(
     // first. At nice 10 the thread still gets about a tenth of a contended
     // core, so snapshots finish under any load.
     crate::priority::lower_current_thread(10);
-    while let Ok(job) = rx.recv() {
+    while let Ok(mut job) = rx.recv() {
         let started = Instant::now();
+        // First, before the engine's next request writes to them, the copy
+        // takes its own copies of what that request will likely write (see
+        // `warming`).
+        let recent = std::mem::take(&mut job.recent);
+        job.state.let_go(&most_active_first(recent));
         let payload = crate::rebuild::encode_snapshot_parts(&job.state, &mut encoder);
         let encode = started.elapsed();
         drop(job.state);
@@ -232,6 +248,20 @@ fn writer(
             }
         }
     }
+}
+
+/// The distinct slots of `recent`, the most often repeated first.
+fn most_active_first(mut recent: Vec<PlayerSlot>) -> Vec<PlayerSlot> {
+    recent.sort_unstable_by_key(|slot| (slot.partition, slot.pid));
+    let mut counted: Vec<(usize, PlayerSlot)> = Vec::new();
+    for slot in recent {
+        match counted.last_mut() {
+            Some((n, last)) if *last == slot => *n += 1,
+            _ => counted.push((1, slot)),
+        }
+    }
+    counted.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    counted.into_iter().map(|(_, slot)| slot).collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -280,4 +310,27 @@ fn write_one(
         .unwrap_or(seq);
     log.retire_before(oldest + 1)
         .map_err(|e| format!("the snapshot is written but retiring old log segments failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_slots_go_most_active_first_without_repeats() {
+        let slot = |partition, pid| PlayerSlot { partition, pid };
+        let recent = vec![
+            slot(0, 4),
+            slot(1, 4),
+            slot(0, 9),
+            slot(1, 4),
+            slot(0, 9),
+            slot(1, 4),
+        ];
+        assert_eq!(
+            most_active_first(recent),
+            vec![slot(1, 4), slot(0, 9), slot(0, 4)]
+        );
+        assert_eq!(most_active_first(Vec::new()), Vec::new());
+    }
 }
