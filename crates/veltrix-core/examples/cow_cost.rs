@@ -8,6 +8,9 @@
 //! - right after a copy whose recently active players and leaderboards were
 //!   un-shared first (what the server does while idle; see
 //!   `veltrix-server/src/warming.rs`), and how long that un-sharing took,
+//! - right after a copy that let go of the same players itself first (what
+//!   the server's snapshot thread does on the other core; `Engine::let_go`),
+//!   and how long letting go took,
 //! - with no copy but right after 64 MiB of unrelated memory traffic (what
 //!   a snapshot encoder streaming on the other core does to the caches).
 //!

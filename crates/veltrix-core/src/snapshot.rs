@@ -226,6 +226,20 @@ impl Encoder {
     /// The encoding as [`Pieces`], sharing the cached bytes of unchanged
     /// parts.
     pub fn encode_pieces(&mut self, ingest: &Ingest, engine: &Engine) -> Pieces {
+        self.encode_pieces_stepping(ingest, engine, &mut || {})
+    }
+
+    /// [`Encoder::encode_pieces`], calling `step` between chunks (and every
+    /// [`PLAYERS_PER_STEP`] players of a chunk encoded again), so the caller
+    /// can let other threads run: an encoder on a busy machine is
+    /// background work. `step` sees nothing of the state; the bytes do not
+    /// depend on it.
+    pub fn encode_pieces_stepping(
+        &mut self,
+        ingest: &Ingest,
+        engine: &Engine,
+        step: &mut dyn FnMut(),
+    ) -> Pieces {
         let mut out = Pieces::default();
         put(out.fresh(), &SNAPSHOT_FORMAT);
         put(out.fresh(), &*engine.plan.config.version);
@@ -234,32 +248,60 @@ impl Encoder {
         put(out.fresh(), &ingest.next_seq);
         put(out.fresh(), &ingest.counts);
         put_len(out.fresh(), ingest.rejected.len());
-        encode_chunks(ingest.rejected.chunks(), &mut self.rejected, &mut out, put);
+        encode_chunks(
+            ingest.rejected.chunks(),
+            &mut self.rejected,
+            &mut out,
+            put,
+            step,
+        );
         // `SeenKeys`: a byte vector, the keys end to end.
         let keys = ingest.seen.keys();
         put_len(out.fresh(), keys.len() * 16);
-        encode_chunks(keys.chunks(), &mut self.keys, &mut out, |bytes, key| {
-            bytes.extend_from_slice(&key.to_le_bytes())
-        });
+        encode_chunks(
+            keys.chunks(),
+            &mut self.keys,
+            &mut out,
+            |bytes, key| bytes.extend_from_slice(&key.to_le_bytes()),
+            step,
+        );
         put_len(out.fresh(), engine.partitions.len());
         self.partitions
             .resize_with(engine.partitions.len(), PartitionCache::default);
         for (partition, cache) in engine.partitions.iter().zip(&mut self.partitions) {
             put_len(out.fresh(), partition.players.len());
-            encode_players(partition.players.chunks(), &mut cache.players, &mut out);
+            encode_players(
+                partition.players.chunks(),
+                &mut cache.players,
+                &mut out,
+                step,
+            );
             put_len(out.fresh(), partition.grants.len());
-            encode_chunks(partition.grants.chunks(), &mut cache.grants, &mut out, put);
+            encode_chunks(
+                partition.grants.chunks(),
+                &mut cache.grants,
+                &mut out,
+                put,
+                step,
+            );
             put_len(out.fresh(), partition.spends.len());
-            encode_chunks(partition.spends.chunks(), &mut cache.spends, &mut out, put);
+            encode_chunks(
+                partition.spends.chunks(),
+                &mut cache.spends,
+                &mut out,
+                put,
+                step,
+            );
         }
         put(out.fresh(), &engine.claims.counts());
-        self.encode_boards(&engine.boards, &mut out);
+        self.encode_boards(&engine.boards, &mut out, step);
         put_len(out.fresh(), engine.boards.names().len());
         encode_chunks(
             engine.boards.names().chunks(),
             &mut self.board_names,
             &mut out,
             put,
+            step,
         );
         put(out.fresh(), &engine.views);
         put(out.fresh(), &engine.plan.retained_badges);
@@ -269,13 +311,14 @@ impl Encoder {
 
     /// `BoardEntries`: per leaderboard, per bucket, the bucket and the
     /// board's entries in rank order.
-    fn encode_boards(&mut self, boards: &Boards, out: &mut Pieces) {
+    fn encode_boards(&mut self, boards: &Boards, out: &mut Pieces, step: &mut dyn FnMut()) {
         self.boards.resize_with(boards.boards.len(), BTreeMap::new);
         put_len(out.fresh(), boards.boards.len());
         for (buckets, cache) in boards.boards.iter().zip(&mut self.boards) {
             cache.retain(|bucket, _| buckets.contains_key(bucket));
             put_len(out.fresh(), buckets.len());
             for (bucket, board) in buckets {
+                step();
                 put(out.fresh(), bucket);
                 let cached = cache
                     .entry(*bucket)
@@ -289,6 +332,11 @@ impl Encoder {
         }
     }
 }
+
+/// Players encoded between two calls of the `step` of
+/// [`Encoder::encode_pieces_stepping`]: the busiest players take tens of
+/// microseconds each.
+pub const PLAYERS_PER_STEP: usize = 64;
 
 /// Appends the postcard encoding of `value`.
 fn put<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -316,9 +364,11 @@ fn encode_chunks<T>(
     cache: &mut Vec<Cached<T>>,
     out: &mut Pieces,
     encode: impl Fn(&mut Vec<u8>, &T),
+    step: &mut dyn FnMut(),
 ) {
     cache.truncate(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
+        step();
         let hit = cache
             .get(i)
             .is_some_and(|cached| std::ptr::eq(cached.chunk.as_ptr(), Arc::as_ptr(chunk)));
@@ -346,14 +396,19 @@ fn encode_players(
     chunks: &[Arc<Vec<Arc<PlayerState>>>],
     cache: &mut Vec<CachedPlayers>,
     out: &mut Pieces,
+    step: &mut dyn FnMut(),
 ) {
     cache.truncate(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
+        step();
         let old = cache.get(i);
         if !old.is_some_and(|cached| std::ptr::eq(cached.chunk.as_ptr(), Arc::as_ptr(chunk))) {
             let mut bytes = Vec::new();
             let mut players = Vec::with_capacity(chunk.len());
             for (j, player) in chunk.iter().enumerate() {
+                if j % PLAYERS_PER_STEP == PLAYERS_PER_STEP - 1 {
+                    step();
+                }
                 let reused = old.and_then(|old| {
                     let (weak, end) = old.players.get(j)?;
                     let start = if j == 0 { 0 } else { old.players[j - 1].1 };
@@ -689,7 +744,22 @@ period = "day"
                 })
                 .sum()
         };
-        let first = encoder.encode_pieces(&ingest.snapshot_copy(), &engine.snapshot_copy());
+        let mut steps = 0;
+        let first = encoder.encode_pieces_stepping(
+            &ingest.snapshot_copy(),
+            &engine.snapshot_copy(),
+            &mut || steps += 1,
+        );
+        // A step between any two chunks, and within player chunks.
+        let chunks = ingest.seen.keys().chunks().len()
+            + engine.partitions[0].grants.chunks().len()
+            + engine.partitions[0].players.chunks().len();
+        let players = engine.partitions[0].players.len();
+        assert!(
+            steps >= chunks + players / PLAYERS_PER_STEP - 1,
+            "{steps} steps for {chunks} chunks"
+        );
+        assert!(first.to_vec() == encode_with_serde(&ingest, &engine));
         let second = encoder.encode_pieces(&ingest.snapshot_copy(), &engine.snapshot_copy());
         assert!(second.to_vec() == first.to_vec());
         assert_eq!(cached_bytes(&first), cached_bytes(&second));

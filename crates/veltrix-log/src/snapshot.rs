@@ -17,6 +17,9 @@ const TMP_SUFFIX: &str = ".tmp";
 /// `SnapshotStore::write`): at 2 GB/s a log fsync waits at most ~4 ms
 /// behind one piece.
 const SYNC_EVERY_BYTES: usize = 8 << 20;
+/// The most a snapshot write hands the kernel at once: the caller's `step`
+/// runs between writes (see [`SnapshotStore::write_parts_stepping`]).
+const WRITE_PIECE_BYTES: usize = 256 << 10;
 
 /// Snapshot store options.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +143,20 @@ impl SnapshotStore {
     /// [`SnapshotStore::write`] of a payload made of `parts` end to end,
     /// so a caller that builds it in pieces need not copy them into one.
     pub fn write_parts(&self, seq: u64, parts: &[&[u8]]) -> Result<PathBuf, LogError> {
+        self.write_parts_stepping(seq, parts, &mut || {})
+    }
+
+    /// [`SnapshotStore::write_parts`], handing the kernel at most 256 KiB
+    /// at a time and calling `step` between writes, so a caller writing in
+    /// the background can let other threads run (a write system call is not
+    /// preempted on a kernel built without preemption: copying 8 MiB into
+    /// the page cache held a core for milliseconds).
+    pub fn write_parts_stepping(
+        &self,
+        seq: u64,
+        parts: &[&[u8]],
+        step: &mut dyn FnMut(),
+    ) -> Result<PathBuf, LogError> {
         let name = snapshot_file_name(seq);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
@@ -162,7 +179,8 @@ impl SnapshotStore {
             // meanwhile (each acknowledgement waits for one) would wait
             // behind them.
             let mut unsynced = 0;
-            for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
+            for piece in parts.iter().flat_map(|part| part.chunks(WRITE_PIECE_BYTES)) {
+                step();
                 f.write_all(piece)
                     .map_err(|e| LogError::io("write", &tmp, e))?;
                 unsynced += piece.len();

@@ -146,7 +146,12 @@ fn a_payload_in_parts_is_the_same_file_as_in_one_piece() {
     let big: Vec<u8> = (0..9 << 20).map(|i: u32| (i % 251) as u8).collect();
     let parts: [&[u8]; 4] = [b"head", &[], &big, b"tail"];
     store.write(7, &parts.concat()).unwrap();
-    store.write_parts(8, &parts).unwrap();
+    // The writer steps aside between writes of at most 256 KiB.
+    let mut steps = 0;
+    store
+        .write_parts_stepping(8, &parts, &mut || steps += 1)
+        .unwrap();
+    assert!(steps >= (9 << 20) / (256 << 10), "{steps} steps");
     let joined = fs::read(snap_path(dir.path(), 7)).unwrap();
     let in_parts = fs::read(snap_path(dir.path(), 8)).unwrap();
     // The headers differ only in the seq (bytes 8..16).

@@ -183,11 +183,10 @@ impl Parsed {
         let mut results = Vec::with_capacity(items.len());
         let mut records = Vec::with_capacity(items.len());
         let mut keys = Vec::with_capacity(items.len());
-        let mut last_yield = Instant::now();
+        let mut step_aside = crate::priority::StepAside::default();
         for (n, item) in items.iter().enumerate() {
-            if yielding && n % YIELD_EVERY == 0 && last_yield.elapsed() >= YIELD_INTERVAL {
-                last_yield = Instant::now();
-                std::thread::yield_now();
+            if yielding && n % YIELD_EVERY == 0 {
+                step_aside.step();
             }
             let result = veltrix_core::parse_event(&plan.config, &item.bytes, accept_time_ms);
             records.push(

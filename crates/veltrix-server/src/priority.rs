@@ -2,12 +2,42 @@
 //! priority than the threads that serve requests (the async workers, the
 //! engine and log threads), so on a busy machine the scheduler runs those
 //! first; request threads ask for short time slices, so a woken one runs
-//! soon. Lower, never higher, and no more CPU for anyone: that needs no
+//! soon; busy threads step aside by themselves every 0.5 ms
+//! ([`StepAside`]: the snapshot encoder and writer, and parsers of large
+//! batches). Lower, never higher, and no more CPU for anyone: that needs no
 //! privileges.
 //!
 //! Tried and dropped: lowering the threads that parse large ingest batches
 //! as well (nice 5) made acknowledgement and read tails worse, not better,
 //! in three open-loop runs at 50,000 events/s (docs/PERFORMANCE.md).
+
+use std::time::Instant;
+
+/// A busy background thread's way of stepping aside: [`StepAside::step`]
+/// yields the CPU once `engine::YIELD_INTERVAL` has passed since it last
+/// did. On this kernel (no kernel preemption, a 4 ms tick) a thread woken
+/// for a request on the same core otherwise waits until the busy one's
+/// time slice ends, even at nice 10.
+pub struct StepAside {
+    last: Instant,
+}
+
+impl Default for StepAside {
+    fn default() -> Self {
+        StepAside {
+            last: Instant::now(),
+        }
+    }
+}
+
+impl StepAside {
+    pub fn step(&mut self) {
+        if self.last.elapsed() >= crate::engine::YIELD_INTERVAL {
+            std::thread::yield_now();
+            self.last = Instant::now();
+        }
+    }
+}
 
 /// Raises the calling thread's `nice` value by `increment`, to at most 19
 /// (Linux gives each thread its own). Best effort: a refusal costs latency only, so it

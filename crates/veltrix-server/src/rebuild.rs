@@ -236,8 +236,14 @@ impl SnapshotParts {
 /// the same bytes. Postcard writes a struct as its fields end to end and a
 /// byte slice as its length then its bytes, so the pieces joined are
 /// exactly the serialized [`Envelope2`] (tested).
-pub fn encode_snapshot_parts(core: &Core, encoder: &mut Encoder) -> SnapshotParts {
-    let inner = encoder.encode_pieces(&core.ingest, &core.engine);
+///
+/// `step` runs between chunks (see `Encoder::encode_pieces_stepping`).
+pub fn encode_snapshot_parts(
+    core: &Core,
+    encoder: &mut Encoder,
+    step: &mut dyn FnMut(),
+) -> SnapshotParts {
+    let inner = encoder.encode_pieces_stepping(&core.ingest, &core.engine, step);
     // Invariant: lengths, byte vectors, strings and lists always encode
     // into a growable vector.
     let head = postcard::to_extend(&(inner.len() as u64), SNAPSHOT_ENVELOPE.to_vec())
@@ -737,7 +743,7 @@ mod tests {
                 seq: 0,
             }],
         };
-        let pieces = encode_snapshot_parts(&core, &mut Encoder::default());
+        let pieces = encode_snapshot_parts(&core, &mut Encoder::default(), &mut || {});
         let joined = pieces.parts().concat();
         let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
         let envelope = Envelope2 {

@@ -31,6 +31,7 @@
 //! due as soon as none is in flight), so restart time stays bounded.
 
 use crate::engine::Shared;
+use crate::priority::StepAside;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -216,7 +217,10 @@ fn writer(
         // `warming`).
         let recent = std::mem::take(&mut job.recent);
         job.state.let_go(&most_active_first(recent));
-        let payload = crate::rebuild::encode_snapshot_parts(&job.state, &mut encoder);
+        let mut step_aside = StepAside::default();
+        let payload = crate::rebuild::encode_snapshot_parts(&job.state, &mut encoder, &mut || {
+            step_aside.step()
+        });
         let encode = started.elapsed();
         drop(job.state);
         shared
@@ -299,8 +303,9 @@ fn write_one(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    let mut step_aside = StepAside::default();
     store
-        .write_parts(seq, payload)
+        .write_parts_stepping(seq, payload, &mut || step_aside.step())
         .map_err(|e| format!("writing failed: {e}"))?;
     let oldest = store
         .list()
