@@ -170,6 +170,12 @@ enum Piece {
     Cached(Arc<Vec<u8>>),
 }
 
+/// One of [`Pieces::pieces`].
+pub enum PieceRef<'a> {
+    Fresh(&'a [u8]),
+    Cached(&'a Arc<Vec<u8>>),
+}
+
 impl Pieces {
     /// The buffer for the next fresh bytes.
     fn fresh(&mut self) -> &mut Vec<u8> {
@@ -186,6 +192,16 @@ impl Pieces {
         if !bytes.is_empty() {
             self.pieces.push(Piece::Cached(bytes.clone()));
         }
+    }
+
+    /// The pieces in order, each either fresh bytes or the encoder's
+    /// cached bytes (the same `Arc` in every snapshot while the part is
+    /// unchanged).
+    pub fn pieces(&self) -> impl Iterator<Item = PieceRef<'_>> {
+        self.pieces.iter().map(|piece| match piece {
+            Piece::Fresh(bytes) => PieceRef::Fresh(bytes),
+            Piece::Cached(bytes) => PieceRef::Cached(bytes),
+        })
     }
 
     /// The pieces in order.

@@ -159,16 +159,30 @@ pub fn encode_snapshot(seq: u64, payload: &[u8]) -> Vec<u8> {
 /// checksum covers them), so the parts can be written after it without
 /// being joined.
 pub fn snapshot_header_of_parts(seq: u64, parts: &[&[u8]]) -> Vec<u8> {
-    let len: usize = parts.iter().map(|part| part.len()).sum();
+    let checksums: Vec<(u32, usize)> = parts
+        .iter()
+        .map(|part| (crc32c::crc32c(part), part.len()))
+        .collect();
+    snapshot_header_of_checksums(seq, &checksums)
+}
+
+/// As [`snapshot_header_of_parts`], from each part's CRC-32C and length
+/// (combined, not read again: a writer that knows the checksums of parts it
+/// wrote before need not stream them through the CPU once more).
+pub fn snapshot_header_of_checksums(seq: u64, parts: &[(u32, usize)]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|(_, len)| len).sum();
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&(len as u64).to_le_bytes());
-    let crc = parts.iter().fold(crc32c::crc32c(&out[0..28]), |crc, part| {
-        crc32c::crc32c_append(crc, part)
-    });
+    let crc = parts
+        .iter()
+        .filter(|(_, len)| *len > 0)
+        .fold(crc32c::crc32c(&out[0..28]), |crc, &(part, len)| {
+            crc32c::crc32c_combine(crc, part, len)
+        });
     out.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len(), SNAPSHOT_HEADER_LEN);
     out

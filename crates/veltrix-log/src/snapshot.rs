@@ -1,12 +1,13 @@
 //! Snapshots of engine state in `data_dir/snapshots/`, written atomically.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::LogError;
 use crate::format::{
     SNAPSHOT_VERSION, SnapshotProblem, decode_snapshot, parse_snapshot_file_name,
-    snapshot_file_name, snapshot_header_of_parts,
+    snapshot_file_name, snapshot_header_of_checksums,
 };
 use crate::storage::{FsStorage, Storage};
 
@@ -63,12 +64,46 @@ pub struct LatestSnapshot {
     pub skipped: Vec<SkippedSnapshot>,
 }
 
+/// One piece of a snapshot's payload (see
+/// [`SnapshotStore::write_pieces_stepping`]).
+#[derive(Clone, Copy)]
+pub enum Part<'a> {
+    /// Bytes to checksum as they are written.
+    Bytes(&'a [u8]),
+    /// Bytes behind an `Arc` that nobody changes in place (a `Vec` behind an
+    /// `Arc` can only be changed by moving it to a new allocation while the
+    /// store holds a `Weak` to it): the store remembers their checksum by
+    /// allocation, so a later snapshot holding the same `Arc` does not read
+    /// them again to checksum them.
+    Shared(&'a Arc<Vec<u8>>),
+}
+
+impl Part<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Part::Bytes(bytes) => bytes,
+            Part::Shared(bytes) => bytes.as_slice(),
+        }
+    }
+}
+
+/// The checksums of the [`Part::Shared`] parts of the last snapshot written.
+#[derive(Default)]
+struct Checksums {
+    /// By the address of the `Arc`'s allocation, which the `Weak` beside it
+    /// keeps from being reused.
+    by_allocation: HashMap<usize, (Weak<Vec<u8>>, u32)>,
+    /// Bytes checksummed by reading them, since the store was opened.
+    read: u64,
+}
+
 /// Writes and finds snapshots. The data directory lock held by [`crate::Log`]
 /// is what keeps a second process out; the store itself takes no lock.
 pub struct SnapshotStore {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     opts: SnapshotOptions,
+    checksums: Mutex<Checksums>,
 }
 
 impl std::fmt::Debug for SnapshotStore {
@@ -103,7 +138,12 @@ impl SnapshotStore {
         storage
             .create_dir_all(&dir)
             .map_err(|e| LogError::io("create directory", &dir, e))?;
-        let store = SnapshotStore { storage, dir, opts };
+        let store = SnapshotStore {
+            storage,
+            dir,
+            opts,
+            checksums: Mutex::default(),
+        };
         for name in store.names()? {
             if name.ends_with(TMP_SUFFIX) {
                 let p = store.dir.join(&name);
@@ -157,6 +197,60 @@ impl SnapshotStore {
         parts: &[&[u8]],
         step: &mut dyn FnMut(),
     ) -> Result<PathBuf, LogError> {
+        let parts: Vec<Part<'_>> = parts.iter().map(|part| Part::Bytes(part)).collect();
+        self.write_pieces_stepping(seq, &parts, step)
+    }
+
+    /// Bytes checksummed by reading them since the store was opened (the
+    /// checksums of [`Part::Shared`] parts seen before are remembered).
+    pub fn bytes_checksummed(&self) -> u64 {
+        lock(&self.checksums).read
+    }
+
+    /// The checksum of each part: remembered for a shared part written
+    /// last time, else computed. Remembers this snapshot's shared parts
+    /// (only those: older ones are never asked for again).
+    fn checksums_of(&self, parts: &[Part<'_>], step: &mut dyn FnMut()) -> Vec<(u32, usize)> {
+        let mut checksums = lock(&self.checksums);
+        let mut remembered = HashMap::with_capacity(checksums.by_allocation.len());
+        let mut read = 0;
+        let out = parts
+            .iter()
+            .map(|part| {
+                let known = match part {
+                    Part::Shared(bytes) => checksums
+                        .by_allocation
+                        .get(&address(bytes))
+                        .filter(|(weak, _)| weak.upgrade().is_some_and(|b| Arc::ptr_eq(&b, bytes)))
+                        .map(|(_, crc)| *crc),
+                    Part::Bytes(_) => None,
+                };
+                let crc = known.unwrap_or_else(|| {
+                    step();
+                    read += part.bytes().len() as u64;
+                    crc32c::crc32c(part.bytes())
+                });
+                if let Part::Shared(bytes) = part {
+                    remembered.insert(address(bytes), (Arc::downgrade(bytes), crc));
+                }
+                (crc, part.bytes().len())
+            })
+            .collect();
+        checksums.by_allocation = remembered;
+        checksums.read += read;
+        out
+    }
+
+    /// [`SnapshotStore::write_parts_stepping`] of [`Part`]s: the checksums
+    /// of shared parts written in the previous snapshot are not computed
+    /// again (the payload's checksum is combined from the parts').
+    pub fn write_pieces_stepping(
+        &self,
+        seq: u64,
+        parts: &[Part<'_>],
+        step: &mut dyn FnMut(),
+    ) -> Result<PathBuf, LogError> {
+        let checksums = self.checksums_of(parts, step);
         let name = snapshot_file_name(seq);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
@@ -170,7 +264,7 @@ impl SnapshotStore {
                 .storage
                 .create(&tmp)
                 .map_err(|e| LogError::io("create", &tmp, e))?;
-            f.write_all(&snapshot_header_of_parts(seq, parts))
+            f.write_all(&snapshot_header_of_checksums(seq, &checksums))
                 .map_err(|e| LogError::io("write", &tmp, e))?;
             // Synced every SYNC_EVERY_BYTES written (parts may be small or
             // large: the encoder hands out its cached chunks as they are):
@@ -179,7 +273,10 @@ impl SnapshotStore {
             // meanwhile (each acknowledgement waits for one) would wait
             // behind them.
             let mut unsynced = 0;
-            for piece in parts.iter().flat_map(|part| part.chunks(WRITE_PIECE_BYTES)) {
+            for piece in parts
+                .iter()
+                .flat_map(|part| part.bytes().chunks(WRITE_PIECE_BYTES))
+            {
                 step();
                 f.write_all(piece)
                     .map_err(|e| LogError::io("write", &tmp, e))?;
@@ -253,4 +350,12 @@ impl SnapshotStore {
         }
         Ok(out)
     }
+}
+
+fn address(bytes: &Arc<Vec<u8>>) -> usize {
+    Arc::as_ptr(bytes) as usize
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

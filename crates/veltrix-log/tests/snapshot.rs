@@ -163,3 +163,61 @@ fn a_payload_in_parts_is_the_same_file_as_in_one_piece() {
     let latest = store.latest().unwrap().snapshot.unwrap();
     assert_eq!((latest.seq, latest.payload), (8, parts.concat()));
 }
+
+/// Shared parts written in the previous snapshot are not read again for
+/// the checksum (it is combined from the parts'), and the files still
+/// read back whole and verified; a part in a new allocation is read.
+#[test]
+fn shared_parts_seen_last_time_are_not_checksummed_again() {
+    use std::sync::Arc;
+    use veltrix_log::Part;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path(), SnapshotOptions::default()).unwrap();
+    let big = Arc::new(
+        (0..3 << 20)
+            .map(|i: u32| (i % 253) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let small = Arc::new(b"chunk".to_vec());
+    let empty = Arc::new(Vec::new());
+    let fresh: &[u8] = b"lengths";
+    let parts = [
+        Part::Bytes(fresh),
+        Part::Shared(&big),
+        Part::Shared(&empty),
+        Part::Shared(&small),
+    ];
+    let payload = [fresh, &big, &small].concat();
+    store.write_pieces_stepping(1, &parts, &mut || {}).unwrap();
+    assert_eq!(store.bytes_checksummed(), payload.len() as u64);
+    store.write_pieces_stepping(2, &parts, &mut || {}).unwrap();
+    assert_eq!(
+        store.bytes_checksummed(),
+        (payload.len() + fresh.len()) as u64
+    );
+    let latest = store.latest().unwrap().snapshot.unwrap();
+    assert_eq!((latest.seq, &latest.payload), (2, &payload));
+    // The same bytes as a new allocation, and a changed part: both read.
+    let changed = Arc::new(b"chunk2".to_vec());
+    let copy = Arc::new(big.to_vec());
+    let parts = [
+        Part::Bytes(fresh),
+        Part::Shared(&copy),
+        Part::Shared(&changed),
+    ];
+    let before = store.bytes_checksummed();
+    store.write_pieces_stepping(3, &parts, &mut || {}).unwrap();
+    assert_eq!(
+        store.bytes_checksummed() - before,
+        (fresh.len() + copy.len() + changed.len()) as u64
+    );
+    let latest = store.latest().unwrap().snapshot.unwrap();
+    assert_eq!(latest.payload, [fresh, &copy, &changed[..]].concat());
+    // The file is what writing the joined payload in one piece gives, but
+    // for the seq in the header and the checksum over it.
+    store.write(4, &latest.payload).unwrap();
+    let pieces = fs::read(snap_path(dir.path(), 3)).unwrap();
+    let joined = fs::read(snap_path(dir.path(), 4)).unwrap();
+    assert!(pieces[..8] == joined[..8] && pieces[16..28] == joined[16..28]);
+    assert!(pieces[32..] == joined[32..]);
+}

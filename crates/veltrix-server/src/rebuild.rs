@@ -16,9 +16,9 @@ use std::sync::Arc;
 use veltrix_core::analytics::query_view;
 use veltrix_core::cow::CowVec;
 use veltrix_core::dump::{DumpSource, dump};
-use veltrix_core::snapshot::{Encoder, Pieces};
+use veltrix_core::snapshot::{Encoder, PieceRef, Pieces};
 use veltrix_core::{Engine, Ingest, Plan};
-use veltrix_log::{Log, SnapshotStore};
+use veltrix_log::{Log, Part, SnapshotStore};
 
 /// Where a rebuild starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,11 +214,21 @@ pub struct SnapshotParts {
 }
 
 impl SnapshotParts {
-    pub fn parts(&self) -> Vec<&[u8]> {
-        let mut parts = vec![self.head.as_slice()];
-        parts.extend(self.core.slices());
-        parts.push(&self.tail);
+    /// The parts in order: core's cached pieces as the shared bytes they
+    /// are (the snapshot store remembers their checksums).
+    pub fn parts(&self) -> Vec<Part<'_>> {
+        let mut parts = vec![Part::Bytes(&self.head)];
+        parts.extend(self.core.pieces().map(|piece| match piece {
+            PieceRef::Fresh(bytes) => Part::Bytes(bytes),
+            PieceRef::Cached(bytes) => Part::Shared(bytes),
+        }));
+        parts.push(Part::Bytes(&self.tail));
         parts
+    }
+
+    /// The payload joined.
+    pub fn to_vec(&self) -> Vec<u8> {
+        [self.head.as_slice(), &self.core.to_vec(), &self.tail].concat()
     }
 
     pub fn len(&self) -> usize {
@@ -744,7 +754,7 @@ mod tests {
             }],
         };
         let pieces = encode_snapshot_parts(&core, &mut Encoder::default(), &mut || {});
-        let joined = pieces.parts().concat();
+        let joined = pieces.to_vec();
         let inner = veltrix_core::snapshot::encode(&core.ingest, &core.engine);
         let envelope = Envelope2 {
             core: &inner,

@@ -227,7 +227,9 @@ fn writer(
             .metrics
             .snapshot_encode_seconds
             .observe(encode.as_secs_f64());
+        let checksummed = store.bytes_checksummed();
         let result = write_one(job.seq, &payload.parts(), &store, &log, &shared);
+        let checksummed = store.bytes_checksummed() - checksummed;
         // Not busy before the outcome is published: whoever sees a
         // snapshot written may count on the next one being takeable.
         *lock(&status.last_run) = Some((job.submitted, Instant::now()));
@@ -240,6 +242,7 @@ fn writer(
                 tracing::info!(
                     seq = job.seq,
                     bytes = payload.len(),
+                    checksummed_bytes = checksummed,
                     copy_ms = job.copy.as_millis() as u64,
                     encode_ms = encode.as_millis() as u64,
                     segments_retired = retired,
@@ -274,7 +277,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn write_one(
     seq: u64,
-    payload: &[&[u8]],
+    payload: &[veltrix_log::Part<'_>],
     store: &SnapshotStore,
     log: &Log,
     shared: &Shared,
@@ -305,7 +308,7 @@ fn write_one(
     }
     let mut step_aside = StepAside::default();
     store
-        .write_parts_stepping(seq, payload, &mut || step_aside.step())
+        .write_pieces_stepping(seq, payload, &mut || step_aside.step())
         .map_err(|e| format!("writing failed: {e}"))?;
     let oldest = store
         .list()
