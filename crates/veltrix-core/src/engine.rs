@@ -260,7 +260,7 @@ impl Engine {
 }
 
 /// Where a player's state is kept (see [`Engine::locate_player`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PlayerSlot {
     pub partition: usize,
     pub pid: u32,

@@ -258,17 +258,8 @@ fn writer(
 }
 
 /// The distinct slots of `recent`, the most often repeated first.
-fn most_active_first(mut recent: Vec<PlayerSlot>) -> Vec<PlayerSlot> {
-    recent.sort_unstable_by_key(|slot| (slot.partition, slot.pid));
-    let mut counted: Vec<(usize, PlayerSlot)> = Vec::new();
-    for slot in recent {
-        match counted.last_mut() {
-            Some((n, last)) if *last == slot => *n += 1,
-            _ => counted.push((1, slot)),
-        }
-    }
-    counted.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-    counted.into_iter().map(|(_, slot)| slot).collect()
+fn most_active_first(recent: Vec<PlayerSlot>) -> Vec<PlayerSlot> {
+    crate::warming::most_repeated_first(recent)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

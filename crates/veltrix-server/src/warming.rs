@@ -76,18 +76,24 @@ impl RecentPlayers {
 
     /// The distinct players, the least active first (see [`Warming::step`]).
     fn by_activity(&self) -> Vec<Arc<str>> {
-        let mut players = self.ring.clone();
-        players.sort_unstable();
-        let mut counted: Vec<(usize, Arc<str>)> = Vec::new();
-        for player in players {
-            match counted.last_mut() {
-                Some((n, last)) if *last == player => *n += 1,
-                _ => counted.push((1, player)),
-            }
-        }
-        counted.sort_by_key(|(n, _)| *n);
-        counted.into_iter().map(|(_, player)| player).collect()
+        let mut players = most_repeated_first(self.ring.clone());
+        players.reverse();
+        players
     }
+}
+
+/// The distinct items of `items`, the most often repeated first.
+pub fn most_repeated_first<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort_unstable();
+    let mut counted: Vec<(usize, T)> = Vec::new();
+    for item in items {
+        match counted.last_mut() {
+            Some((n, last)) if *last == item => *n += 1,
+            _ => counted.push((1, item)),
+        }
+    }
+    counted.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    counted.into_iter().map(|(_, item)| item).collect()
 }
 
 /// What is left to un-share after the last snapshot copy.
