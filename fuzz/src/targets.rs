@@ -250,18 +250,32 @@ pub fn log_segment(data: &[u8]) {
 }
 
 /// Arbitrary bytes as a snapshot file: the frame decoder accepts only what
-/// re-encodes to the same bytes; the store skips (with a reason) or
-/// refuses (newer version) what it cannot use; the server's payload
-/// decoder refuses garbage without panicking.
+/// re-encodes to the same bytes (format 2: header, piece table, the pieces
+/// held here; format 1: header and payload); the store skips (with a
+/// reason) or refuses (newer version) what it cannot use, including pieces
+/// said to be in files that are not there; the server's payload decoder
+/// refuses garbage without panicking.
 pub fn snapshot(data: &[u8]) {
-    match veltrix_log::format::decode_snapshot(data) {
-        Ok((seq, payload)) => {
-            assert!(veltrix_log::format::encode_snapshot(seq, payload) == data);
+    use veltrix_log::format::{Placed, SnapshotProblem, decode_snapshot, snapshot_head};
+    match decode_snapshot(data) {
+        Ok(file) if file.version == 2 => {
+            let placed: Vec<Placed> = file
+                .pieces
+                .iter()
+                .map(|piece| match piece.source == file.seq {
+                    true => Placed::Here {
+                        crc: piece.crc,
+                        len: piece.len as usize,
+                    },
+                    false => Placed::Elsewhere(*piece),
+                })
+                .collect();
+            let (head, _) = snapshot_head(file.seq, &placed);
+            assert!(data.starts_with(&head), "re-encodes to the same head");
         }
-        Err(veltrix_log::format::SnapshotProblem::NewerVersion(v)) => assert!(v > 1),
-        Err(veltrix_log::format::SnapshotProblem::Corrupt(reason)) => {
-            assert!(!reason.is_empty())
-        }
+        Ok(file) => assert_eq!((file.version, file.pieces.len()), (1, 1)),
+        Err(SnapshotProblem::NewerVersion(v)) => assert!(v > 2),
+        Err(SnapshotProblem::Corrupt(reason)) => assert!(!reason.is_empty()),
     }
     let storage = SimStorage::new();
     let dir = Path::new("/d");

@@ -14,8 +14,9 @@ pub const RECORD_HEADER_LEN: usize = 16;
 
 /// First eight bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VLXSNAP\0";
-/// The only snapshot format version this build reads and writes.
-pub const SNAPSHOT_VERSION: u16 = 1;
+/// The snapshot format version this build writes; it reads this one and
+/// version 1 (a whole payload, no piece table).
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Size of the snapshot frame header.
 pub const SNAPSHOT_HEADER_LEN: usize = 32;
 
@@ -148,44 +149,140 @@ impl RecordHeader {
     }
 }
 
-/// Encodes a whole snapshot file: header then payload.
+/// Size of one entry of a format-2 snapshot's piece table: source seq,
+/// offset, length, CRC-32C.
+pub const PIECE_ENTRY_LEN: usize = 28;
+
+/// Where one piece of a snapshot's payload is. The payload is the pieces
+/// end to end, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceEntry {
+    /// Seq of the snapshot file that holds the bytes: the file's own seq for
+    /// a piece written in it, an older snapshot's for a piece unchanged since
+    /// that one was written.
+    pub source: u64,
+    /// Byte offset of the piece in the source file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// CRC-32C of the piece's bytes.
+    pub crc: u32,
+}
+
+/// A decoded snapshot file: its seq and where each piece of its payload is.
+/// Pieces held in the file itself are checked already; pieces held
+/// elsewhere are checked against their CRC when read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// The log seq the snapshot covers.
+    pub seq: u64,
+    /// The format version it was written in (1 or 2).
+    pub version: u16,
+    /// The pieces, in payload order.
+    pub pieces: Vec<PieceEntry>,
+}
+
+impl SnapshotFile {
+    /// Seqs of the older snapshot files this one takes pieces from,
+    /// ascending, without repeats.
+    pub fn sources(&self) -> Vec<u64> {
+        let mut sources: Vec<u64> = self
+            .pieces
+            .iter()
+            .map(|piece| piece.source)
+            .filter(|&source| source != self.seq)
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        sources
+    }
+}
+
+/// Encodes a whole snapshot file holding `payload` itself (no pieces
+/// elsewhere): header, a table of one piece, the payload.
 pub fn encode_snapshot(seq: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = snapshot_header_of_parts(seq, &[payload]);
+    let crc = crc32c::crc32c(payload);
+    let (mut out, _) = snapshot_head(
+        seq,
+        &[Placed::Here {
+            crc,
+            len: payload.len(),
+        }],
+    );
     out.extend_from_slice(payload);
     out
 }
 
-/// The header of a snapshot file whose payload is `parts` end to end (its
-/// checksum covers them), so the parts can be written after it without
-/// being joined.
-pub fn snapshot_header_of_parts(seq: u64, parts: &[&[u8]]) -> Vec<u8> {
-    let checksums: Vec<(u32, usize)> = parts
-        .iter()
-        .map(|part| (crc32c::crc32c(part), part.len()))
-        .collect();
-    snapshot_header_of_checksums(seq, &checksums)
+/// One piece of a snapshot about to be written: its bytes follow the table
+/// (`Here`), or they are in an older snapshot file (`Elsewhere`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Written in this file, after the table, in order.
+    Here {
+        /// CRC-32C of the bytes.
+        crc: u32,
+        /// Their length.
+        len: usize,
+    },
+    /// Already in an older snapshot file.
+    Elsewhere(PieceEntry),
 }
 
-/// As [`snapshot_header_of_parts`], from each part's CRC-32C and length
-/// (combined, not read again: a writer that knows the checksums of parts it
-/// wrote before need not stream them through the CPU once more).
-pub fn snapshot_header_of_checksums(seq: u64, parts: &[(u32, usize)]) -> Vec<u8> {
-    let len: usize = parts.iter().map(|(_, len)| len).sum();
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
+/// The head of a format-2 snapshot file (header, piece count, table) whose
+/// pieces are `placed`, and the offset at which each `Here` piece will sit.
+/// The header's checksum is combined from the CRCs of the head and of each
+/// `Here` piece, so the pieces can be written after it without being read
+/// again.
+pub fn snapshot_head(seq: u64, placed: &[Placed]) -> (Vec<u8>, Vec<u64>) {
+    let count = u32::try_from(placed.len()).expect("fewer than 2^32 snapshot pieces");
+    let table_len = 4 + placed.len() * PIECE_ENTRY_LEN;
+    let mut table = Vec::with_capacity(table_len);
+    table.extend_from_slice(&count.to_le_bytes());
+    let mut next = (SNAPSHOT_HEADER_LEN + table_len) as u64;
+    let mut offsets = Vec::new();
+    let mut body = table_len as u64;
+    let mut crc_parts = Vec::with_capacity(placed.len());
+    for piece in placed {
+        let entry = match *piece {
+            Placed::Here { crc, len } => {
+                offsets.push(next);
+                crc_parts.push((crc, len));
+                let entry = PieceEntry {
+                    source: seq,
+                    offset: next,
+                    len: len as u64,
+                    crc,
+                };
+                next += len as u64;
+                body += len as u64;
+                entry
+            }
+            Placed::Elsewhere(entry) => {
+                assert!(
+                    entry.source < seq,
+                    "a snapshot takes pieces from older ones only"
+                );
+                entry
+            }
+        };
+        table.extend_from_slice(&entry.source.to_le_bytes());
+        table.extend_from_slice(&entry.offset.to_le_bytes());
+        table.extend_from_slice(&entry.len.to_le_bytes());
+        table.extend_from_slice(&entry.crc.to_le_bytes());
+    }
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + table_len);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&(len as u64).to_le_bytes());
-    let crc = parts
-        .iter()
-        .filter(|(_, len)| *len > 0)
-        .fold(crc32c::crc32c(&out[0..28]), |crc, &(part, len)| {
-            crc32c::crc32c_combine(crc, part, len)
-        });
+    out.extend_from_slice(&body.to_le_bytes());
+    let crc = crc_parts.iter().filter(|(_, len)| *len > 0).fold(
+        crc32c::crc32c_append(crc32c::crc32c(&out[0..28]), &table),
+        |crc, &(part, len)| crc32c::crc32c_combine(crc, part, len),
+    );
     out.extend_from_slice(&crc.to_le_bytes());
-    debug_assert_eq!(out.len(), SNAPSHOT_HEADER_LEN);
-    out
+    out.extend_from_slice(&table);
+    (out, offsets)
 }
 
 /// Why a snapshot file could not be used.
@@ -197,8 +294,11 @@ pub enum SnapshotProblem {
     NewerVersion(u16),
 }
 
-/// Decodes a snapshot file, returning (seq, payload).
-pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotProblem> {
+/// Decodes and checks a snapshot file of either format: the header, the
+/// checksum of the whole file and, in format 2, the piece table (each piece
+/// held in the file is checked against its own CRC on the way, at no extra
+/// cost: the file's checksum is combined from them).
+pub fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotFile, SnapshotProblem> {
     use SnapshotProblem::Corrupt;
     if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err(Corrupt(format!(
@@ -213,7 +313,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotProblem> {
     if version > SNAPSHOT_VERSION {
         return Err(SnapshotProblem::NewerVersion(version));
     }
-    if version != SNAPSHOT_VERSION {
+    if version == 0 {
         return Err(Corrupt(format!("unknown format version {version}")));
     }
     let seq = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -225,17 +325,132 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotProblem> {
             "header says {len} payload bytes but the file holds {have}"
         )));
     }
-    let payload = &bytes[SNAPSHOT_HEADER_LEN..];
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[0..28]), payload);
-    if crc != stored {
-        return Err(Corrupt(format!(
+    let checksum_mismatch = |crc: u32| {
+        Corrupt(format!(
             "checksum mismatch (stored {stored:#010x}, computed {crc:#010x})"
+        ))
+    };
+    let body = &bytes[SNAPSHOT_HEADER_LEN..];
+    let header_crc = crc32c::crc32c(&bytes[0..28]);
+    if version == 1 {
+        let crc = crc32c::crc32c(body);
+        let whole = crc32c::crc32c_combine(header_crc, crc, body.len());
+        if whole != stored {
+            return Err(checksum_mismatch(whole));
+        }
+        check_flags(bytes)?;
+        let pieces = vec![PieceEntry {
+            source: seq,
+            offset: SNAPSHOT_HEADER_LEN as u64,
+            len,
+            crc,
+        }];
+        return Ok(SnapshotFile {
+            seq,
+            version,
+            pieces,
+        });
+    }
+    let (pieces, table_len) = match decode_table(seq, body) {
+        Ok(table) => table,
+        Err(problem) => {
+            // A damaged table is most often a damaged file: say so when the
+            // checksum disagrees, rather than what the damage looks like.
+            let whole = crc32c::crc32c_append(header_crc, body);
+            if whole != stored {
+                return Err(checksum_mismatch(whole));
+            }
+            return Err(Corrupt(problem));
+        }
+    };
+    let mut crc = crc32c::crc32c_append(header_crc, &body[..table_len]);
+    let mut mismatched_piece = None;
+    for (index, piece) in pieces.iter().enumerate().filter(|(_, p)| p.source == seq) {
+        let start = piece.offset as usize;
+        let here = &bytes[start..start + piece.len as usize];
+        let piece_crc = crc32c::crc32c(here);
+        if piece_crc != piece.crc && mismatched_piece.is_none() {
+            mismatched_piece = Some(index);
+        }
+        crc = crc32c::crc32c_combine(crc, piece_crc, here.len());
+    }
+    if crc != stored {
+        return Err(checksum_mismatch(crc));
+    }
+    if let Some(index) = mismatched_piece {
+        return Err(Corrupt(format!(
+            "piece {index} does not match the checksum in the piece table"
         )));
     }
+    check_flags(bytes)?;
+    Ok(SnapshotFile {
+        seq,
+        version,
+        pieces,
+    })
+}
+
+fn check_flags(bytes: &[u8]) -> Result<(), SnapshotProblem> {
     if bytes[10..12] != [0, 0] {
-        return Err(Corrupt("non-zero flags".into()));
+        return Err(SnapshotProblem::Corrupt("non-zero flags".into()));
     }
-    Ok((seq, payload))
+    Ok(())
+}
+
+/// The piece table at the start of a format-2 body, and its length in
+/// bytes. Pieces held in the file must follow the table back to back, in
+/// order, up to the end of the file; pieces held elsewhere must come from
+/// older snapshots.
+fn decode_table(seq: u64, body: &[u8]) -> Result<(Vec<PieceEntry>, usize), String> {
+    let count = match body.get(0..4) {
+        Some(count) => u32::from_le_bytes(count.try_into().expect("4 bytes")) as usize,
+        None => return Err("no piece table".into()),
+    };
+    let table_len = count
+        .checked_mul(PIECE_ENTRY_LEN)
+        .and_then(|len| len.checked_add(4))
+        .filter(|&len| len <= body.len())
+        .ok_or_else(|| format!("a table of {count} pieces does not fit in the file"))?;
+    let mut next = (SNAPSHOT_HEADER_LEN + table_len) as u64;
+    let end = (SNAPSHOT_HEADER_LEN + body.len()) as u64;
+    let mut pieces = Vec::with_capacity(count);
+    for (index, entry) in body[4..table_len].chunks_exact(PIECE_ENTRY_LEN).enumerate() {
+        let u64_at = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().expect("8"));
+        let piece = PieceEntry {
+            source: u64_at(0),
+            offset: u64_at(8),
+            len: u64_at(16),
+            crc: u32::from_le_bytes(entry[24..28].try_into().expect("4 bytes")),
+        };
+        if piece.source == seq {
+            if piece.offset != next || piece.len > end - next {
+                return Err(format!(
+                    "piece {index} says it is at bytes {}..+{} of the file, but the next piece held here starts at {next} and the file ends at {end}",
+                    piece.offset, piece.len
+                ));
+            }
+            next += piece.len;
+        } else if piece.source > seq {
+            return Err(format!(
+                "piece {index} is taken from snapshot {}, which is newer than this one",
+                piece.source
+            ));
+        } else if piece.offset < SNAPSHOT_HEADER_LEN as u64
+            || piece.offset.checked_add(piece.len).is_none()
+        {
+            return Err(format!(
+                "piece {index} is at an impossible offset {} of snapshot {}",
+                piece.offset, piece.source
+            ));
+        }
+        pieces.push(piece);
+    }
+    if next != end {
+        return Err(format!(
+            "the pieces held here end at byte {next} but the file goes on to {end}"
+        ));
+    }
+    Ok((pieces, table_len))
 }
 
 #[cfg(test)]
@@ -288,7 +503,13 @@ mod tests {
     #[test]
     fn snapshot_round_trip() {
         let s = encode_snapshot(9, b"state");
-        assert_eq!(decode_snapshot(&s), Ok((9, &b"state"[..])));
+        let decoded = decode_snapshot(&s).unwrap();
+        assert_eq!((decoded.seq, decoded.version), (9, 2));
+        let piece = decoded.pieces[0];
+        assert_eq!(decoded.pieces.len(), 1);
+        assert_eq!(&s[piece.offset as usize..][..piece.len as usize], b"state");
+        assert_eq!(piece.crc, crc32c::crc32c(b"state"));
+        assert!(decoded.sources().is_empty());
         let mut bad = s.clone();
         *bad.last_mut().unwrap() ^= 0x80;
         assert!(matches!(
@@ -296,10 +517,98 @@ mod tests {
             Err(SnapshotProblem::Corrupt(_))
         ));
         let mut newer = s;
-        newer[8] = 2;
+        newer[8] = 3;
         assert_eq!(
             decode_snapshot(&newer),
-            Err(SnapshotProblem::NewerVersion(2))
+            Err(SnapshotProblem::NewerVersion(3))
         );
+    }
+
+    /// A format-1 file (what builds before format 2 wrote): header, then
+    /// the payload, checksummed as one.
+    #[test]
+    fn format_one_files_still_read_as_one_piece() {
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&SNAPSHOT_MAGIC);
+        v1.extend_from_slice(&1u16.to_le_bytes());
+        v1.extend_from_slice(&0u16.to_le_bytes());
+        v1.extend_from_slice(&500u64.to_le_bytes());
+        v1.extend_from_slice(&5u64.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&v1), b"state");
+        v1.extend_from_slice(&crc.to_le_bytes());
+        v1.extend_from_slice(b"state");
+        let decoded = decode_snapshot(&v1).unwrap();
+        assert_eq!(
+            decoded.pieces,
+            vec![PieceEntry {
+                source: 500,
+                offset: 32,
+                len: 5,
+                crc: crc32c::crc32c(b"state")
+            }]
+        );
+        assert_eq!(decoded.version, 1);
+        v1[33] ^= 1;
+        assert!(matches!(
+            decode_snapshot(&v1),
+            Err(SnapshotProblem::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn pieces_elsewhere_are_listed_and_checked_for_sense() {
+        let elsewhere = PieceEntry {
+            source: 40,
+            offset: 96,
+            len: 1000,
+            crc: 7,
+        };
+        let placed = [
+            Placed::Here {
+                crc: crc32c::crc32c(b"ab"),
+                len: 2,
+            },
+            Placed::Elsewhere(elsewhere),
+            Placed::Here {
+                crc: crc32c::crc32c(b"cde"),
+                len: 3,
+            },
+        ];
+        let (mut file, offsets) = snapshot_head(50, &placed);
+        assert_eq!(offsets, vec![32 + 4 + 3 * 28, 32 + 4 + 3 * 28 + 2]);
+        file.extend_from_slice(b"abcde");
+        let decoded = decode_snapshot(&file).unwrap();
+        assert_eq!(decoded.pieces[1], elsewhere);
+        assert_eq!(decoded.pieces[2].offset, offsets[1]);
+        assert_eq!(decoded.sources(), vec![40]);
+
+        // A table that lies about where its own pieces are, with a
+        // checksum that matches: refused with what is wrong.
+        let mut lying = file.clone();
+        lying[32 + 4 + 8] ^= 1; // first piece's offset
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&lying[0..28]), &lying[32..]);
+        lying[28..32].copy_from_slice(&crc.to_le_bytes());
+        match decode_snapshot(&lying) {
+            Err(SnapshotProblem::Corrupt(why)) => assert!(why.contains("piece 0"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A piece that says it comes from a newer snapshot.
+        let mut newer_source = file.clone();
+        newer_source[32 + 4 + 28..][..8].copy_from_slice(&60u64.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&newer_source[0..28]), &newer_source[32..]);
+        newer_source[28..32].copy_from_slice(&crc.to_le_bytes());
+        match decode_snapshot(&newer_source) {
+            Err(SnapshotProblem::Corrupt(why)) => assert!(why.contains("newer"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A piece held here whose bytes do not match its own checksum.
+        let mut wrong_crc = file;
+        wrong_crc[32 + 4 + 24] ^= 1;
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&wrong_crc[0..28]), &wrong_crc[32..]);
+        wrong_crc[28..32].copy_from_slice(&crc.to_le_bytes());
+        match decode_snapshot(&wrong_crc) {
+            Err(SnapshotProblem::Corrupt(why)) => assert!(why.contains("piece 0"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -48,6 +48,7 @@ pub use log::{AppendDone, LOCK_FILE, Log, LogOptions, LogReader, LogStats, SyncO
 pub use recovery::{NEWEST_SEGMENT_FILE, Recovery, TornTail};
 pub use sim::{CrashMode, SimStorage};
 pub use snapshot::{
-    LatestSnapshot, Part, SNAPSHOT_DIR, SkippedSnapshot, Snapshot, SnapshotOptions, SnapshotStore,
+    LatestSnapshot, Part, REWRITE_AFTER, SNAPSHOT_DIR, SkippedSnapshot, Snapshot, SnapshotOptions,
+    SnapshotStore,
 };
 pub use storage::{FsStorage, LockGuard, Storage, StorageFile};

@@ -305,6 +305,20 @@ impl Storage for SimStorage {
         Ok(g.inodes[id].live.clone())
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let g = self.lock()?;
+        let id = g
+            .live_ns
+            .get(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let bytes = &g.inodes[id].live;
+        let size = bytes.len() as u64;
+        match offset.checked_add(len) {
+            Some(end) if end <= size => Ok(bytes[offset as usize..end as usize].to_vec()),
+            _ => Err(crate::storage::past_the_end(offset, len, size)),
+        }
+    }
+
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(io::Cursor::new(self.read(path)?)))
     }

@@ -13,7 +13,7 @@
 
 use std::any::Any;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// A file opened for appending.
@@ -35,6 +35,9 @@ pub trait Storage: Send + Sync + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Reads `len` bytes at `offset`; `UnexpectedEof` (before allocating
+    /// anything) when the file is shorter.
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>>;
     /// Opens a file for sequential reading.
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>>;
     /// Creates a new, empty file; fails if it exists.
@@ -90,6 +93,18 @@ impl Storage for FsStorage {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut file = File::open(path)?;
+        let size = file.metadata()?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(past_the_end(offset, len, size));
+        }
+        let mut out = vec![0; len as usize];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut out)?;
+        Ok(out)
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
@@ -152,4 +167,12 @@ impl Storage for FsStorage {
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
+}
+
+/// The error of a read past the end of a file.
+pub(crate) fn past_the_end(offset: u64, len: u64, size: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("bytes {offset}..+{len} are past the end of the file ({size} bytes)"),
+    )
 }

@@ -75,15 +75,15 @@ fn newer_format_version_is_an_error() {
     store.write(20, b"twenty").unwrap();
     let p = snap_path(dir.path(), 20);
     let mut bytes = fs::read(&p).unwrap();
-    bytes[8] = 2;
+    bytes[8] = 3;
     fs::write(&p, &bytes).unwrap();
     let err = store.latest().unwrap_err();
     assert!(
         matches!(
             err,
             LogError::SnapshotVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -91,7 +91,7 @@ fn newer_format_version_is_an_error() {
     );
     let msg = err.to_string();
     assert!(
-        msg.starts_with("snapshots/00000000000000000020.snap: snapshot format version 2"),
+        msg.starts_with("snapshots/00000000000000000020.snap: snapshot format version 3"),
         "{msg}"
     );
 }
@@ -138,46 +138,41 @@ fn rewrite_same_seq_and_keep_one() {
 }
 
 /// A payload written in parts (larger than the 8 MiB fsync piece, parts of
-/// every size including empty) is the same file as the parts joined.
+/// every size including empty) reads back as the parts joined, and the file
+/// holds them after its piece table, in order.
 #[test]
-fn a_payload_in_parts_is_the_same_file_as_in_one_piece() {
+fn a_payload_in_parts_reads_back_joined() {
     let dir = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(dir.path(), SnapshotOptions::default()).unwrap();
     let big: Vec<u8> = (0..9 << 20).map(|i: u32| (i % 251) as u8).collect();
     let parts: [&[u8]; 4] = [b"head", &[], &big, b"tail"];
-    store.write(7, &parts.concat()).unwrap();
     // The writer steps aside between writes of at most 256 KiB.
     let mut steps = 0;
     store
         .write_parts_stepping(8, &parts, &mut || steps += 1)
         .unwrap();
     assert!(steps >= (9 << 20) / (256 << 10), "{steps} steps");
-    let joined = fs::read(snap_path(dir.path(), 7)).unwrap();
-    let in_parts = fs::read(snap_path(dir.path(), 8)).unwrap();
-    // The headers differ only in the seq (bytes 8..16).
-    assert_eq!(in_parts.len(), joined.len());
-    assert_eq!(in_parts[..8], joined[..8]);
-    assert_eq!(in_parts[16..24], joined[16..24]);
-    assert_eq!(in_parts[32..], joined[32..]);
-    // The newest, so its checksum is checked on reading.
+    let file = fs::read(snap_path(dir.path(), 8)).unwrap();
+    assert_eq!(file[32..36], 4u32.to_le_bytes(), "a table of four pieces");
+    assert!(file[32 + 4 + 4 * 28..] == parts.concat());
     let latest = store.latest().unwrap().snapshot.unwrap();
     assert_eq!((latest.seq, latest.payload), (8, parts.concat()));
 }
 
-/// Shared parts written in the previous snapshot are not read again for
-/// the checksum (it is combined from the parts'), and the files still
-/// read back whole and verified; a part in a new allocation is read.
+fn big_part(len: u32, salt: u32) -> Arc<Vec<u8>> {
+    Arc::new((0..len).map(|i| ((i + salt) % 253) as u8).collect())
+}
+
+/// Shared parts written in a recent snapshot are neither read for their
+/// checksum nor written again: the new file refers to them where they are,
+/// and reads back whole and checked. A part in a new allocation (same
+/// bytes or not) is read and written.
 #[test]
-fn shared_parts_seen_last_time_are_not_checksummed_again() {
-    use std::sync::Arc;
+fn shared_parts_written_recently_are_referred_to_not_written_again() {
     use veltrix_log::Part;
     let dir = tempfile::tempdir().unwrap();
     let store = SnapshotStore::open(dir.path(), SnapshotOptions::default()).unwrap();
-    let big = Arc::new(
-        (0..3 << 20)
-            .map(|i: u32| (i % 253) as u8)
-            .collect::<Vec<u8>>(),
-    );
+    let big = big_part(3 << 20, 0);
     let small = Arc::new(b"chunk".to_vec());
     let empty = Arc::new(Vec::new());
     let fresh: &[u8] = b"lengths";
@@ -188,16 +183,29 @@ fn shared_parts_seen_last_time_are_not_checksummed_again() {
         Part::Shared(&small),
     ];
     let payload = [fresh, &big, &small].concat();
+    let table = 32 + 4 + 4 * 28;
     store.write_pieces_stepping(1, &parts, &mut || {}).unwrap();
     assert_eq!(store.bytes_checksummed(), payload.len() as u64);
+    assert_eq!(store.bytes_written(), (table + payload.len()) as u64);
     store.write_pieces_stepping(2, &parts, &mut || {}).unwrap();
     assert_eq!(
         store.bytes_checksummed(),
         (payload.len() + fresh.len()) as u64
     );
+    let second = fs::read(snap_path(dir.path(), 2)).unwrap();
+    assert_eq!(
+        second.len(),
+        table + fresh.len(),
+        "only the fresh part is written"
+    );
+    assert_eq!(
+        store.bytes_written(),
+        (2 * table + payload.len() + fresh.len()) as u64
+    );
     let latest = store.latest().unwrap().snapshot.unwrap();
     assert_eq!((latest.seq, &latest.payload), (2, &payload));
-    // The same bytes as a new allocation, and a changed part: both read.
+    // The same bytes as a new allocation, and a changed part: both read
+    // and written; the file no longer needs snapshot 1.
     let changed = Arc::new(b"chunk2".to_vec());
     let copy = Arc::new(big.to_vec());
     let parts = [
@@ -213,11 +221,207 @@ fn shared_parts_seen_last_time_are_not_checksummed_again() {
     );
     let latest = store.latest().unwrap().snapshot.unwrap();
     assert_eq!(latest.payload, [fresh, &copy, &changed[..]].concat());
-    // The file is what writing the joined payload in one piece gives, but
-    // for the seq in the header and the checksum over it.
-    store.write(4, &latest.payload).unwrap();
-    let pieces = fs::read(snap_path(dir.path(), 3)).unwrap();
-    let joined = fs::read(snap_path(dir.path(), 4)).unwrap();
-    assert!(pieces[..8] == joined[..8] && pieces[16..28] == joined[16..28]);
-    assert!(pieces[32..] == joined[32..]);
+}
+
+/// Referring to older files has bounds: an unchanged part is written again
+/// within `2 * REWRITE_AFTER` snapshots, files that no kept snapshot takes
+/// pieces from are deleted, and only the newest `keep` are restart points.
+/// Every snapshot reads back as what was written, also after reopening
+/// (a new store refers to nothing it did not write itself).
+#[test]
+fn unchanged_parts_are_written_again_within_a_bounded_number_of_snapshots() {
+    use veltrix_log::{Part, REWRITE_AFTER};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path(), SnapshotOptions { keep: 1 }).unwrap();
+    let parts: Vec<Arc<Vec<u8>>> = (0..16).map(|i| big_part(1000, i)).collect();
+    let shared: Vec<Part<'_>> = parts.iter().map(Part::Shared).collect();
+    let payload: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let rounds = 6 * REWRITE_AFTER;
+    let mut written_per_round = Vec::new();
+    for seq in 1..=rounds {
+        let before = store.bytes_written();
+        store
+            .write_pieces_stepping(seq, &shared, &mut || {})
+            .unwrap();
+        written_per_round.push(store.bytes_written() - before);
+        let latest = store.latest().unwrap().snapshot.unwrap();
+        assert_eq!((latest.seq, &latest.payload), (seq, &payload));
+        assert_eq!(store.restart_points().unwrap(), vec![seq]);
+        let present = store.list().unwrap();
+        assert!(
+            present.len() as u64 <= 2 * REWRITE_AFTER,
+            "after {seq}: {present:?}"
+        );
+        assert!(
+            present.iter().all(|&s| s + 2 * REWRITE_AFTER > seq),
+            "after {seq}: {present:?}"
+        );
+    }
+    // Every part was written again at least once after the first round,
+    // and not all in one snapshot (they are staggered).
+    let table = (32 + 4 + 16 * 28) as u64;
+    let again: u64 = written_per_round[1..].iter().map(|w| w - table).sum();
+    assert!(again >= payload.len() as u64, "{written_per_round:?}");
+    let most = written_per_round[1..].iter().max().unwrap() - table;
+    assert!(most < payload.len() as u64, "{written_per_round:?}");
+
+    drop(store);
+    let store = SnapshotStore::open(dir.path(), SnapshotOptions { keep: 1 }).unwrap();
+    assert_eq!(store.latest().unwrap().snapshot.unwrap().payload, payload);
+    let before = store.bytes_written();
+    store
+        .write_pieces_stepping(rounds + 1, &shared, &mut || {})
+        .unwrap();
+    assert_eq!(store.bytes_written() - before, table + payload.len() as u64);
+    assert_eq!(
+        store.list().unwrap(),
+        vec![rounds + 1],
+        "nothing older is needed"
+    );
+}
+
+/// A snapshot whose piece in an older file is damaged or gone is skipped
+/// with a reason naming the piece and the file; the store falls back to
+/// an older snapshot that does not need it.
+#[test]
+fn a_damaged_or_missing_piece_elsewhere_skips_the_snapshot_with_the_reason() {
+    use veltrix_log::Part;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(dir.path(), SnapshotOptions::default()).unwrap();
+    let kept = big_part(4000, 1);
+    let other = big_part(4000, 2);
+    store.write(5, b"independent").unwrap();
+    store
+        .write_pieces_stepping(10, &[Part::Shared(&kept), Part::Shared(&other)], &mut || {})
+        .unwrap();
+    let changed = big_part(10, 3);
+    store
+        .write_pieces_stepping(
+            20,
+            &[Part::Shared(&kept), Part::Shared(&changed)],
+            &mut || {},
+        )
+        .unwrap();
+    let twenty = store.latest().unwrap().snapshot.unwrap();
+    assert_eq!(twenty.payload, [&kept[..], &changed[..]].concat());
+    assert_eq!(store.list().unwrap(), vec![5, 10, 20]);
+
+    // One byte of the shared piece flipped in snapshot 10: 20 and 10 both
+    // need it; 5 does not.
+    let ten = snap_path(dir.path(), 10);
+    let good = fs::read(&ten).unwrap();
+    let mut bad = good.clone();
+    bad[32 + 4 + 2 * 28 + 100] ^= 1;
+    fs::write(&ten, &bad).unwrap();
+    let latest = store.latest().unwrap();
+    assert_eq!(latest.snapshot.unwrap().seq, 5);
+    assert_eq!(latest.skipped.len(), 2);
+    assert!(
+        latest.skipped[0].reason.contains("piece 0")
+            && latest.skipped[0].reason.contains("of snapshot 10")
+            && latest.skipped[0]
+                .reason
+                .contains("does not match its checksum"),
+        "{:?}",
+        latest.skipped
+    );
+    assert!(
+        latest.skipped[1].reason.contains("checksum"),
+        "{:?}",
+        latest.skipped
+    );
+
+    // Snapshot 10 gone: 20 is skipped, saying which file is missing.
+    fs::remove_file(&ten).unwrap();
+    let latest = store.latest().unwrap();
+    assert_eq!(latest.snapshot.unwrap().seq, 5);
+    assert!(
+        latest.skipped[0].reason.contains("missing")
+            && latest.skipped[0]
+                .reason
+                .contains("00000000000000000010.snap"),
+        "{:?}",
+        latest.skipped
+    );
+}
+
+/// Many snapshots of parts that change at random, written with random
+/// `keep`: the newest always reads back as written, each restart point
+/// reads back as what was written at it, and nothing a restart point
+/// needs is ever deleted.
+#[test]
+fn random_changes_always_read_back_as_written() {
+    use veltrix_log::Part;
+    let mut seed = 0x5eed_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for keep in 1..=3 {
+        let s = SimStorage::new();
+        let store = SnapshotStore::open_with(
+            Arc::new(s.clone()),
+            Path::new("/d"),
+            SnapshotOptions { keep },
+        )
+        .unwrap();
+        let mut parts: Vec<Arc<Vec<u8>>> = (0..12).map(|i| big_part(50 + i * 7, i)).collect();
+        let mut written = std::collections::BTreeMap::new();
+        for seq in 1..=60u64 {
+            for _ in 0..next() % 4 {
+                let at = (next() % parts.len() as u64) as usize;
+                parts[at] = big_part((next() % 300) as u32, seq as u32);
+            }
+            if next() % 5 == 0 {
+                parts.push(big_part(40, seq as u32 * 3));
+            }
+            let fresh = seq.to_le_bytes();
+            let mut pieces = vec![Part::Bytes(&fresh)];
+            pieces.extend(parts.iter().map(Part::Shared));
+            store
+                .write_pieces_stepping(seq, &pieces, &mut || {})
+                .unwrap();
+            let payload: Vec<u8> = fresh
+                .iter()
+                .copied()
+                .chain(parts.iter().flat_map(|p| p.iter().copied()))
+                .collect();
+            written.insert(seq, payload);
+            assert_eq!(
+                store.latest().unwrap().snapshot.unwrap().payload,
+                written[&seq]
+            );
+            for point in store.restart_points().unwrap() {
+                // Reading a restart point alone: a store over copies of it
+                // and the older files present.
+                let alone = SimStorage::new();
+                let dir = Path::new("/d/snapshots");
+                alone.create_dir_all(dir).unwrap();
+                for older in store.list().unwrap().into_iter().filter(|&o| o <= point) {
+                    let path = dir.join(format!("{older:020}.snap"));
+                    let mut f = alone.create(&path).unwrap();
+                    f.write_all(&s.file_bytes(&path).unwrap()).unwrap();
+                }
+                let reader = SnapshotStore::open_with(
+                    Arc::new(alone),
+                    Path::new("/d"),
+                    SnapshotOptions { keep },
+                )
+                .unwrap();
+                let got = reader.latest().unwrap();
+                assert!(
+                    got.skipped.is_empty(),
+                    "keep {keep}, at {seq}: {:?}",
+                    got.skipped
+                );
+                assert_eq!(
+                    got.snapshot.unwrap().payload,
+                    written[&point],
+                    "keep {keep}, point {point}"
+                );
+            }
+        }
+    }
 }

@@ -9,11 +9,14 @@
 //! 2. waits until the log has made every record the snapshot covers durable
 //!    (a snapshot must never be ahead of the log on disk: a restart would find
 //!    a log that ends before its snapshot and refuse to start),
-//! 3. writes it with `SnapshotStore::write_parts` (temp file, fsync'd
-//!    8 MiB at a time, rename, fsync the directory, keep the newest N),
-//! 4. retires the log segments that no kept snapshot needs:
-//!    `retire_before(oldest kept snapshot + 1)`, so falling back to any kept
-//!    snapshot still finds its log tail.
+//! 3. writes it with `SnapshotStore::write_pieces_stepping` (temp file,
+//!    fsync'd 8 MiB at a time, rename, fsync the directory, keep the newest
+//!    N and the older files they take unchanged pieces from: an encoded
+//!    chunk unchanged since a recent snapshot is referred to there, not
+//!    written again),
+//! 4. retires the log segments that no restart point needs:
+//!    `retire_before(oldest of SnapshotStore::restart_points + 1)`, so
+//!    falling back to any kept snapshot still finds its log tail.
 //!
 //! At most one snapshot is in flight: while the thread is busy the engine
 //! does not copy another one (it tries again after its next command), so at
@@ -227,9 +230,10 @@ fn writer(
             .metrics
             .snapshot_encode_seconds
             .observe(encode.as_secs_f64());
-        let checksummed = store.bytes_checksummed();
+        let (checksummed, written) = (store.bytes_checksummed(), store.bytes_written());
         let result = write_one(job.seq, &payload.parts(), &store, &log, &shared);
         let checksummed = store.bytes_checksummed() - checksummed;
+        let written = store.bytes_written() - written;
         // Not busy before the outcome is published: whoever sees a
         // snapshot written may count on the next one being takeable.
         *lock(&status.last_run) = Some((job.submitted, Instant::now()));
@@ -242,6 +246,7 @@ fn writer(
                 tracing::info!(
                     seq = job.seq,
                     bytes = payload.len(),
+                    written_bytes = written,
                     checksummed_bytes = checksummed,
                     copy_ms = job.copy.as_millis() as u64,
                     encode_ms = encode.as_millis() as u64,
@@ -302,7 +307,7 @@ fn write_one(
         .write_pieces_stepping(seq, payload, &mut || step_aside.step())
         .map_err(|e| format!("writing failed: {e}"))?;
     let oldest = store
-        .list()
+        .restart_points()
         .map_err(|e| format!("listing snapshots failed: {e}"))?
         .first()
         .copied()
