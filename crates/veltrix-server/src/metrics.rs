@@ -44,6 +44,11 @@ pub struct Metrics {
     pub config_switches: Counter,
     /// Time the snapshot thread spent encoding each snapshot.
     pub snapshot_encode_seconds: Histogram,
+    /// Time from handing a snapshot over to it being durable.
+    pub snapshot_seconds: Histogram,
+    /// Bytes written to snapshot files (pieces unchanged since a recent
+    /// snapshot are referred to, not written).
+    pub snapshot_written_bytes: Counter,
     /// Times the engine thread reopened the log after a full disk.
     pub log_recoveries: Counter,
 }
@@ -78,6 +83,8 @@ impl Metrics {
             config_switches: Counter::default(),
             log_recoveries: Counter::default(),
             snapshot_encode_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
+            snapshot_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            snapshot_written_bytes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -162,8 +169,18 @@ impl Metrics {
         );
         registry.register(
             "snapshot_encode_seconds",
-            "Time the engine thread spent encoding each snapshot",
+            "Time the snapshot thread spent encoding each snapshot",
             metrics.snapshot_encode_seconds.clone(),
+        );
+        registry.register(
+            "snapshot_seconds",
+            "Time from handing a snapshot to the snapshot thread to it being durable (encoding, waiting for the log, writing)",
+            metrics.snapshot_seconds.clone(),
+        );
+        registry.register(
+            "snapshot_written_bytes",
+            "Bytes written to snapshot files since start (pieces unchanged since a recent snapshot are referred to, not written again)",
+            metrics.snapshot_written_bytes.clone(),
         );
         Metrics {
             registry,

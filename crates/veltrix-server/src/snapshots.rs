@@ -242,11 +242,18 @@ fn writer(
             Ok(retired) => {
                 status.written_seq.store(job.seq, Ordering::Release);
                 status.written.fetch_add(1, Ordering::AcqRel);
+                let duration = job.submitted.elapsed();
                 shared.metrics.snapshots.inc();
+                shared
+                    .metrics
+                    .snapshot_seconds
+                    .observe(duration.as_secs_f64());
+                shared.metrics.snapshot_written_bytes.inc_by(written);
                 tracing::info!(
                     seq = job.seq,
                     bytes = payload.len(),
                     written_bytes = written,
+                    duration_ms = duration.as_millis() as u64,
                     checksummed_bytes = checksummed,
                     copy_ms = job.copy.as_millis() as u64,
                     encode_ms = encode.as_millis() as u64,

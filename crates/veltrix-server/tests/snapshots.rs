@@ -198,6 +198,33 @@ async fn snapshots_retire_old_segments_but_keep_every_kept_snapshots_tail() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
+        // Each snapshot is timed and its bytes counted.
+        let written = status.written.load(Ordering::Acquire);
+        let request = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let metrics = String::from_utf8(bytes.to_vec()).unwrap();
+        let value = |name: &str| -> f64 {
+            let line = metrics
+                .lines()
+                .find(|line| line.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(value("veltrix_snapshot_seconds_count ") as u64, written);
+        assert_eq!(value("veltrix_snapshots_total ") as u64, written);
+        let on_disk: u64 = snapshot_files(dir.path())
+            .iter()
+            .map(|f| f.metadata().unwrap().len())
+            .sum();
+        let counted = value("veltrix_snapshot_written_bytes_total ") as u64;
+        assert!(
+            counted >= on_disk,
+            "{counted} bytes counted, {on_disk} on disk"
+        );
         state(&router).await
     };
     let store = SnapshotStore::open(dir.path(), SnapshotOptions { keep: 2 }).unwrap();
