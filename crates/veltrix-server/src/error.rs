@@ -129,6 +129,11 @@ pub enum ServerError {
     )]
     Retired { from: u64, first: u64 },
     #[error(
+        "cannot start: no snapshot is usable ({}), and the log starts at seq {first} (older segments were retired after snapshots), so the state cannot be rebuilt from the log alone. Restore the snapshot files named from a backup, or start from a copy of the data directory taken before the damage",
+        skipped.join("; ")
+    )]
+    NoUsableSnapshot { skipped: Vec<String>, first: u64 },
+    #[error(
         "cannot start: {why}, but the log starts at seq {first} (older segments were retired after snapshots), so the whole log cannot be re-evaluated. Start with the configuration the snapshot was taken with (the same files, given by the same path: the version hashes file names too)"
     )]
     SnapshotUnusable { why: String, first: u64 },

@@ -155,6 +155,12 @@ pub fn rebuild(
                 first: log.first_seq(),
             });
         }
+        if snapshot_seq.is_none() && !skipped_snapshots.is_empty() {
+            return Err(ServerError::NoUsableSnapshot {
+                skipped: skipped_snapshots,
+                first: log.first_seq(),
+            });
+        }
         return Err(ServerError::Retired {
             from,
             first: log.first_seq(),
