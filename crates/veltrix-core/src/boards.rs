@@ -5,7 +5,7 @@
 //! partition applies in log order.
 
 use crate::cow::CowVec;
-use crate::engine::FastMap;
+use crate::engine::{FastMap, id_key};
 use crate::grant::Grant;
 use crate::windows::period_index;
 use std::collections::BTreeMap;
@@ -24,7 +24,10 @@ pub struct Boards {
     /// the boards written after it are copied (past days and weeks never).
     pub boards: Vec<BTreeMap<i64, Arc<Board>>>,
     names: CowVec<Arc<str>>,
-    ids: FastMap<Arc<str>, u32>,
+    /// Board player ids by the [`id_key`] of the name (as the partitions'
+    /// player index, and for the same reason: no pointer to follow per
+    /// lookup).
+    ids: FastMap<u128, u32>,
 }
 
 /// A leaderboard row with the player's name.
@@ -52,12 +55,14 @@ impl Boards {
     }
 
     fn intern(&mut self, player: &Arc<str>) -> u32 {
-        if let Some(&id) = self.ids.get(&**player) {
+        let key = id_key(player);
+        if let Some(&id) = self.ids.get(&key) {
+            debug_assert_eq!(self.names[id as usize], *player);
             return id;
         }
         let id = self.names.len() as u32;
         self.names.push(player.clone());
-        self.ids.insert(player.clone(), id);
+        self.ids.insert(key, id);
         id
     }
 
@@ -104,7 +109,7 @@ impl Boards {
             ids: names
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (n.clone(), i as u32))
+                .map(|(i, n)| (id_key(n), i as u32))
                 .collect(),
             names: names.into(),
         }
@@ -116,7 +121,9 @@ impl Boards {
     }
 
     pub fn player_id(&self, player: &str) -> Option<u32> {
-        self.ids.get(player).copied()
+        let id = self.ids.get(&id_key(player)).copied();
+        debug_assert!(id.is_none_or(|id| &*self.names[id as usize] == player));
+        id
     }
 
     /// Adds a grant's points to every leaderboard it counts toward.
