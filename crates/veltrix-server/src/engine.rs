@@ -927,6 +927,8 @@ fn ingest(
     let mut payloads = Vec::new();
     let mut rejections = Vec::new();
     let mut accepted = Vec::new();
+    // The lookups' cache misses overlap here instead of one per admission.
+    core.ingest.look_up_ahead(&parsed.keys);
     let submitted = items
         .into_iter()
         .zip(parsed.results)
