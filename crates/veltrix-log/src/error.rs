@@ -130,6 +130,16 @@ pub enum LogError {
     /// Options that cannot work together.
     #[error("invalid log options: {0}")]
     InvalidOptions(String),
+
+    /// A snapshot written again under a seq that a newer snapshot takes
+    /// pieces from (it would break that one).
+    #[error("snapshot {seq} cannot be written again: snapshot {newer} takes pieces from it")]
+    SnapshotShared {
+        /// The seq written again.
+        seq: u64,
+        /// The newer snapshot that refers to it.
+        newer: u64,
+    },
 }
 
 /// What exactly is wrong in a [`LogError::Corrupt`].

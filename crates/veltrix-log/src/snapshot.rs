@@ -357,6 +357,9 @@ impl SnapshotStore {
         parts: &[Part<'_>],
         step: &mut dyn FnMut(),
     ) -> Result<PathBuf, LogError> {
+        if let Some(newer) = self.taking_pieces_from(seq) {
+            return Err(LogError::SnapshotShared { seq, newer });
+        }
         let planned = self.plan(seq, parts, step);
         let placed: Vec<Placed> = planned.iter().map(|plan| plan.placed).collect();
         let (head, offsets) = snapshot_head(seq, &placed);
@@ -410,6 +413,16 @@ impl SnapshotStore {
         lock(&self.memory).bytes_written += written;
         self.remove_unneeded()?;
         Ok(path)
+    }
+
+    /// A newer snapshot file known to take pieces from snapshot `seq`
+    /// (replacing `seq` would break it), if any.
+    fn taking_pieces_from(&self, seq: u64) -> Option<u64> {
+        lock(&self.memory)
+            .sources
+            .range(seq + 1..)
+            .find(|(_, sources)| sources.contains(&seq))
+            .map(|(newer, _)| *newer)
     }
 
     /// Deletes the snapshot files that neither are among the newest `keep`

@@ -331,6 +331,16 @@ fn a_damaged_or_missing_piece_elsewhere_skips_the_snapshot_with_the_reason() {
         latest.skipped
     );
 
+    // Writing snapshot 10 again would break 20, which takes a piece from it.
+    let error = store.write(10, b"again").unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("snapshot 20 takes pieces from it"),
+        "{error}"
+    );
+    assert_eq!(fs::read(&ten).unwrap(), bad, "left as it was");
+
     // Snapshot 10 gone: 20 is skipped, saying which file is missing.
     fs::remove_file(&ten).unwrap();
     let latest = store.latest().unwrap();
