@@ -193,7 +193,7 @@ impl Parsed {
                 result
                     .as_ref()
                     .ok()
-                    .map(|event| record::encode(&record::event_record(&plan.config, event))),
+                    .map(|event| record::encode_event(&plan.config, event)),
             );
             keys.push(submitted_id(&result).map(id_key));
             results.push(result);
@@ -939,10 +939,7 @@ fn ingest(
         match core.ingest.admit_keyed(result, key, line) {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
-                payloads.push(
-                    record
-                        .unwrap_or_else(|| record::encode(&record::event_record(&config, &event))),
-                );
+                payloads.push(record.unwrap_or_else(|| record::encode_event(&config, &event)));
                 accepted.push((seq, event));
             }
             Submission::Duplicate { .. } => answer.duplicates += 1,
@@ -1196,7 +1193,7 @@ fn replay_dead_letters(
         match core.ingest.submit(&core.plan, &body, dead.line, now_ms) {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
-                payloads.push(record::encode(&record::event_record(&config, &event)));
+                payloads.push(record::encode_event(&config, &event));
                 apply_event(core, &mut grants, seq, &event, streaming, &mut messages);
                 accepted += 1;
                 removed.push(position);

@@ -127,9 +127,14 @@ pub enum RecordError {
     Mismatch(String),
 }
 
+/// Room a payload starts with: most event records fit, so postcard's
+/// byte-by-byte extension does not grow the vector several times.
+const PAYLOAD_CAPACITY: usize = 128;
+
 /// Encodes a record as a log payload.
 pub fn encode(record: &LogRecord) -> Vec<u8> {
-    let out = vec![FORMAT_VERSION];
+    let mut out = Vec::with_capacity(PAYLOAD_CAPACITY);
+    out.push(FORMAT_VERSION);
     // Invariant: the record holds only strings, integers, floats and
     // vectors, which postcard always encodes into a growable vector.
     postcard::to_extend(record, out).expect("log record encodes")
@@ -147,6 +152,62 @@ pub fn decode(bytes: &[u8]) -> Result<LogRecord, RecordError> {
 }
 
 /// The record of an accepted event.
+/// `encode(&event_record(config, event))`, the same bytes, without first
+/// copying every string of the event into an owned record (this runs for
+/// every accepted event, on the request threads).
+pub fn encode_event(config: &Config, event: &Event) -> Vec<u8> {
+    let event_type = &config.event_types[event.event_type as usize];
+    let data = event_type
+        .fields
+        .iter()
+        .zip(&event.data)
+        .filter_map(|(field, value)| {
+            let value = match value {
+                FieldValue::Missing => return None,
+                FieldValue::Bool(b) => FieldValueRef::Bool(*b),
+                FieldValue::Int(i) => FieldValueRef::Int(*i),
+                FieldValue::Double(d) => FieldValueRef::Double(*d),
+                FieldValue::Str(s) => FieldValueRef::Str(s),
+            };
+            Some((field.name.as_str(), value))
+        })
+        .collect();
+    let record = LogRecordRef::Event {
+        id: &event.id,
+        player: &event.player,
+        event_type: &event_type.name,
+        ts: event.ts,
+        data,
+    };
+    let mut out = Vec::with_capacity(PAYLOAD_CAPACITY);
+    out.push(FORMAT_VERSION);
+    postcard::to_extend(&record, out).expect("log record encodes")
+}
+
+/// [`LogRecord::Event`] with borrowed strings. Postcard writes a variant's
+/// index, not its name, and `&str` as `String`: so variant for variant and
+/// field for field this serializes exactly as [`LogRecord`] (checked by
+/// `borrowed_event_encoding_is_the_owned_one`).
+#[derive(Serialize)]
+enum LogRecordRef<'a> {
+    Event {
+        id: &'a str,
+        player: &'a str,
+        event_type: &'a str,
+        ts: i64,
+        data: Vec<(&'a str, FieldValueRef<'a>)>,
+    },
+}
+
+/// [`FieldValueRecord`] with a borrowed string (same variants, same order).
+#[derive(Serialize)]
+enum FieldValueRef<'a> {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(&'a str),
+}
+
 pub fn event_record(config: &Config, event: &Event) -> LogRecord {
     let event_type = &config.event_types[event.event_type as usize];
     let data = event_type
@@ -252,6 +313,23 @@ gift = { type = "boolean", optional = true }
 
     fn event(config: &Config, json: &str) -> Event {
         veltrix_core::parse_event(config, json.as_bytes(), 0).expect("valid event")
+    }
+
+    #[test]
+    fn borrowed_event_encoding_is_the_owned_one() {
+        let config = config();
+        for json in [
+            r#"{"id":"e1","player":"ann","type":"purchase","ts":5,"data":{"amount":2.5,"count":3,"gift":true}}"#,
+            r#"{"id":"e2","player":"bob","type":"purchase","ts":0,"data":{"amount":0,"currency":"coins"}}"#,
+            r#"{"id":"a much longer event id, to pass any small-size path","player":"ünïcödé","type":"purchase","ts":1796083200000,"data":{"amount":1e300,"currency":"","count":-9223372036854775808,"gift":false}}"#,
+        ] {
+            let e = event(&config, json);
+            assert_eq!(
+                encode_event(&config, &e),
+                encode(&event_record(&config, &e)),
+                "{json}"
+            );
+        }
     }
 
     #[test]
