@@ -151,11 +151,22 @@ pub fn decode(bytes: &[u8]) -> Result<LogRecord, RecordError> {
     }
 }
 
-/// The record of an accepted event.
 /// `encode(&event_record(config, event))`, the same bytes, without first
 /// copying every string of the event into an owned record (this runs for
 /// every accepted event, on the request threads).
 pub fn encode_event(config: &Config, event: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PAYLOAD_CAPACITY);
+    out.push(FORMAT_VERSION);
+    postcard::to_extend(&borrowed_event(config, event), out).expect("log record encodes")
+}
+
+/// The record of an accepted event.
+pub fn event_record(config: &Config, event: &Event) -> LogRecord {
+    borrowed_event(config, event).to_owned_record()
+}
+
+/// The record of an accepted event, borrowing the event's strings.
+fn borrowed_event<'a>(config: &'a Config, event: &'a Event) -> LogRecordRef<'a> {
     let event_type = &config.event_types[event.event_type as usize];
     let data = event_type
         .fields
@@ -172,16 +183,13 @@ pub fn encode_event(config: &Config, event: &Event) -> Vec<u8> {
             Some((field.name.as_str(), value))
         })
         .collect();
-    let record = LogRecordRef::Event {
+    LogRecordRef::Event {
         id: &event.id,
         player: &event.player,
         event_type: &event_type.name,
         ts: event.ts,
         data,
-    };
-    let mut out = Vec::with_capacity(PAYLOAD_CAPACITY);
-    out.push(FORMAT_VERSION);
-    postcard::to_extend(&record, out).expect("log record encodes")
+    }
 }
 
 /// [`LogRecord::Event`] with borrowed strings. Postcard writes a variant's
@@ -199,6 +207,29 @@ enum LogRecordRef<'a> {
     },
 }
 
+impl LogRecordRef<'_> {
+    fn to_owned_record(&self) -> LogRecord {
+        match self {
+            LogRecordRef::Event {
+                id,
+                player,
+                event_type,
+                ts,
+                data,
+            } => LogRecord::Event {
+                id: id.to_string(),
+                player: player.to_string(),
+                event_type: event_type.to_string(),
+                ts: *ts,
+                data: data
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_owned_value()))
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// [`FieldValueRecord`] with a borrowed string (same variants, same order).
 #[derive(Serialize)]
 enum FieldValueRef<'a> {
@@ -208,29 +239,14 @@ enum FieldValueRef<'a> {
     Str(&'a str),
 }
 
-pub fn event_record(config: &Config, event: &Event) -> LogRecord {
-    let event_type = &config.event_types[event.event_type as usize];
-    let data = event_type
-        .fields
-        .iter()
-        .zip(&event.data)
-        .filter_map(|(field, value)| {
-            let value = match value {
-                FieldValue::Missing => return None,
-                FieldValue::Bool(b) => FieldValueRecord::Bool(*b),
-                FieldValue::Int(i) => FieldValueRecord::Int(*i),
-                FieldValue::Double(d) => FieldValueRecord::Double(*d),
-                FieldValue::Str(s) => FieldValueRecord::Str(s.to_string()),
-            };
-            Some((field.name.clone(), value))
-        })
-        .collect();
-    LogRecord::Event {
-        id: event.id.to_string(),
-        player: event.player.to_string(),
-        event_type: event_type.name.clone(),
-        ts: event.ts,
-        data,
+impl FieldValueRef<'_> {
+    fn to_owned_value(&self) -> FieldValueRecord {
+        match *self {
+            FieldValueRef::Bool(b) => FieldValueRecord::Bool(b),
+            FieldValueRef::Int(i) => FieldValueRecord::Int(i),
+            FieldValueRef::Double(d) => FieldValueRecord::Double(d),
+            FieldValueRef::Str(s) => FieldValueRecord::Str(s.to_string()),
+        }
     }
 }
 
