@@ -17,15 +17,11 @@
 //! cargo run --release -p veltrix-core --example cow_cost [-- EVENTS]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use veltrix_core::engine::PlayerSlot;
-use veltrix_core::veltrix_config::{Source, compile};
-use veltrix_core::{Engine, Event, Ingest, Plan, Submission};
+use veltrix_core::{Engine, Event, Ingest, Plan, Submission, ndjson_lines};
 
-#[allow(dead_code)]
-#[path = "../../veltrix-workload/src/lib.rs"]
-mod workload;
+mod common;
 
 const BATCH: usize = 1000;
 /// As the server's `warming::RECENT_EVENTS`.
@@ -33,18 +29,8 @@ const RECENT_EVENTS: usize = 4096;
 const EVERY: usize = 100_000;
 
 fn main() {
-    let events: usize = std::env::args()
-        .nth(1)
-        .map(|n| n.parse().expect("EVENTS is a number"))
-        .unwrap_or(2_000_000);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/golden-compass/veltrix.toml"
-    );
-    let text = std::fs::read_to_string(path).expect("example configuration");
-    let config = compile(&[Source::new("veltrix.toml", text)]).expect("valid example");
-    let plan = Arc::new(Plan::new(Arc::new(config)));
-    let parsed = parse(&plan, events);
+    let (plan, bytes) = common::example_workload();
+    let parsed = parse(&plan, &bytes);
     let mut engine = Engine::new(plan.clone(), 1);
     let warm_up = parsed.len() / 2;
     apply(&mut engine, &parsed[..warm_up]);
@@ -127,29 +113,13 @@ fn stream_through_memory(bytes: usize) {
     std::hint::black_box(sum);
 }
 
-fn parse(plan: &Arc<Plan>, events: usize) -> Vec<(u64, Event)> {
-    let spec = workload::Spec {
-        events: events as u64,
-        players: 100_000,
-        duplicate_percent: 0.0,
-        invalid_percent: 0.0,
-        seed: 7,
-        ..workload::Spec::default()
-    };
-    let (bytes, _) = workload::Workload::new(plan.clone(), spec)
-        .expect("workload")
-        .ndjson();
+fn parse(plan: &Plan, ndjson: &[u8]) -> Vec<(u64, Event)> {
     let mut ingest = Ingest::new();
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .enumerate()
-        .filter_map(
-            |(i, line)| match ingest.submit(plan, line, i as u64 + 1, 0) {
-                Submission::Accepted { seq, event } => Some((seq, event)),
-                _ => None,
-            },
-        )
+    ndjson_lines(ndjson)
+        .filter_map(|(line, text)| match ingest.submit(plan, text, line, 0) {
+            Submission::Accepted { seq, event } => Some((seq, event)),
+            _ => None,
+        })
         .collect()
 }
 

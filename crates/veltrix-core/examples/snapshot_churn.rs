@@ -10,38 +10,14 @@
 //! cargo run --release -p veltrix-core --example snapshot_churn [-- EVENTS]
 
 use std::sync::Arc;
-use veltrix_core::veltrix_config::{Source, compile};
-use veltrix_core::{Engine, Ingest, Plan, Submission};
+use veltrix_core::{Engine, Ingest, Submission, ndjson_lines};
 
-#[allow(dead_code)]
-#[path = "../../veltrix-workload/src/lib.rs"]
-mod workload;
+mod common;
 
 const EVERY: usize = 100_000;
 
 fn main() {
-    let events: usize = std::env::args()
-        .nth(1)
-        .map(|n| n.parse().expect("EVENTS is a number"))
-        .unwrap_or(2_000_000);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/golden-compass/veltrix.toml"
-    );
-    let text = std::fs::read_to_string(path).expect("example configuration");
-    let config = compile(&[Source::new("veltrix.toml", text)]).expect("valid example");
-    let plan = Arc::new(Plan::new(Arc::new(config)));
-    let spec = workload::Spec {
-        events: events as u64,
-        players: 100_000,
-        duplicate_percent: 0.0,
-        invalid_percent: 0.0,
-        seed: 7,
-        ..workload::Spec::default()
-    };
-    let (bytes, _) = workload::Workload::new(plan.clone(), spec)
-        .expect("workload")
-        .ndjson();
+    let (plan, bytes) = common::example_workload();
     let mut ingest = Ingest::new();
     let mut engine = Engine::new(plan.clone(), 1);
     let mut previous: Option<Engine> = None;
@@ -50,20 +26,15 @@ fn main() {
     println!(
         "events | snapshot MB | players: all MB, changed (MB), chunks changed (MB) | grants: all MB, new MB | keys: all MB, new MB"
     );
-    for (line, text) in bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line as u64 + 1, 0)
-        {
+    for (line, text) in ndjson_lines(&bytes) {
+        if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, 0) {
             engine.apply_event(seq, &event);
             accepted += 1;
         }
-        if (line + 1) % EVERY == 0 {
+        if (line as usize).is_multiple_of(EVERY) {
             let copy = engine.snapshot_copy();
             let keys = (accepted, accepted - accepted_then);
-            report(line + 1, keys, &ingest, &copy, previous.as_ref());
+            report(line as usize, keys, &ingest, &copy, previous.as_ref());
             previous = Some(copy);
             accepted_then = accepted;
         }
