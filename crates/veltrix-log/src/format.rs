@@ -186,15 +186,31 @@ impl SnapshotFile {
     /// Seqs of the older snapshot files this one takes pieces from,
     /// ascending, without repeats.
     pub fn sources(&self) -> Vec<u64> {
-        let mut sources: Vec<u64> = self
-            .pieces
-            .iter()
-            .map(|piece| piece.source)
-            .filter(|&source| source != self.seq)
-            .collect();
-        sources.sort_unstable();
-        sources.dedup();
-        sources
+        sources_of(self.seq, &self.pieces)
+    }
+}
+
+/// Seqs of the files other than snapshot `seq` that `pieces` are held in,
+/// ascending, without repeats.
+pub fn sources_of(seq: u64, pieces: &[PieceEntry]) -> Vec<u64> {
+    let mut sources: Vec<u64> = pieces
+        .iter()
+        .map(|piece| piece.source)
+        .filter(|&source| source != seq)
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    sources
+}
+
+/// One piece-table entry from its [`PIECE_ENTRY_LEN`] bytes.
+pub fn decode_piece_entry(entry: &[u8; PIECE_ENTRY_LEN]) -> PieceEntry {
+    let u64_at = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().expect("8 bytes"));
+    PieceEntry {
+        source: u64_at(0),
+        offset: u64_at(8),
+        len: u64_at(16),
+        crc: u32::from_le_bytes(entry[24..28].try_into().expect("4 bytes")),
     }
 }
 
@@ -414,14 +430,8 @@ fn decode_table(seq: u64, body: &[u8]) -> Result<(Vec<PieceEntry>, usize), Strin
     let mut next = (SNAPSHOT_HEADER_LEN + table_len) as u64;
     let end = (SNAPSHOT_HEADER_LEN + body.len()) as u64;
     let mut pieces = Vec::with_capacity(count);
-    for (index, entry) in body[4..table_len].chunks_exact(PIECE_ENTRY_LEN).enumerate() {
-        let u64_at = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().expect("8"));
-        let piece = PieceEntry {
-            source: u64_at(0),
-            offset: u64_at(8),
-            len: u64_at(16),
-            crc: u32::from_le_bytes(entry[24..28].try_into().expect("4 bytes")),
-        };
+    for (index, entry) in body[4..table_len].as_chunks().0.iter().enumerate() {
+        let piece = decode_piece_entry(entry);
         if piece.source == seq {
             if piece.offset != next || piece.len > end - next {
                 return Err(format!(

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::error::LogError;
 use crate::format::{
     PIECE_ENTRY_LEN, PieceEntry, Placed, SNAPSHOT_HEADER_LEN, SNAPSHOT_VERSION, SnapshotFile,
-    SnapshotProblem, decode_snapshot, parse_snapshot_file_name, snapshot_file_name, snapshot_head,
+    SnapshotProblem, decode_piece_entry, decode_snapshot, parse_snapshot_file_name,
+    snapshot_file_name, snapshot_head,
 };
 use crate::storage::{FsStorage, Storage};
 
@@ -479,14 +480,8 @@ impl SnapshotStore {
             .storage
             .read_at(path, head.len() as u64, count * PIECE_ENTRY_LEN as u64)
             .ok()?;
-        let mut sources: Vec<u64> = table
-            .chunks_exact(PIECE_ENTRY_LEN)
-            .map(|entry| u64::from_le_bytes(entry[0..8].try_into().expect("8 bytes")))
-            .filter(|&source| source != seq)
-            .collect();
-        sources.sort_unstable();
-        sources.dedup();
-        Some(sources)
+        let pieces: Vec<PieceEntry> = table.as_chunks().0.iter().map(decode_piece_entry).collect();
+        Some(crate::format::sources_of(seq, &pieces))
     }
 
     /// The newest valid snapshot. Corrupt newer files, and files whose
