@@ -26,8 +26,9 @@
 //! `pacing` times the last snapshot's own duration (hand-over to written)
 //! after that one started ([`DEFAULT_PACING`]: snapshots use at most a
 //! quarter of one core), whatever the state's size and the ingest rate. A
-//! snapshot costs time proportional to the state (every byte is written
-//! again); without pacing a large state at a high rate would have the
+//! snapshot costs time that grows with the state (every changed chunk is
+//! encoded and written, and unchanged ones are written again every few
+//! snapshots); without pacing a large state at a high rate would have the
 //! snapshot thread busy all the time, taking a core from ingest. The price is a longer log tail to
 //! replay on restart: about `pacing` snapshot durations of records, but
 //! never more than [`MAX_TAIL_FACTOR`] × `every` (past that a snapshot is
