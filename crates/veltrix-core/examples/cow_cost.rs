@@ -53,7 +53,8 @@ fn main() {
             }
         }
         for (_, event) in &parsed[at + 3 * BATCH - RECENT_EVENTS..at + 3 * BATCH] {
-            if let Some(player) = engine.copy_of_shared_player(&event.player) {
+            let slot = engine.locate_player(&event.player);
+            if let Some(player) = slot.and_then(|slot| engine.copy_of_shared_player(slot)) {
                 engine.install_player(player);
             }
         }

@@ -74,13 +74,21 @@ impl Engine {
 
     /// Applies one accepted event at log position `seq`.
     pub fn apply_event(&mut self, seq: u64, event: &Event) -> &[Effect] {
+        self.apply_event_located(seq, event);
+        &self.effects
+    }
+
+    /// As [`Engine::apply_event`], returning where the event's player is
+    /// kept; its effects are then [`Engine::last_effects`]. The server
+    /// remembers recent players by slot, which costs no lookup by name.
+    pub fn apply_event_located(&mut self, seq: u64, event: &Event) -> PlayerSlot {
         assert!(seq > self.last_seq, "records must be applied in log order");
         self.last_seq = seq;
         self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
         self.views.record(&self.plan.config, event);
         let p = self.partition_of(&event.player);
         self.effects.clear();
-        self.partitions[p].apply_event(
+        let pid = self.partitions[p].apply_event(
             &self.plan,
             event,
             seq,
@@ -93,6 +101,11 @@ impl Engine {
                     .record(&self.plan.config, &self.partitions[p].grants[*index]);
             }
         }
+        PlayerSlot { partition: p, pid }
+    }
+
+    /// The effects of the last event applied.
+    pub fn last_effects(&self) -> &[Effect] {
         &self.effects
     }
 
@@ -139,12 +152,14 @@ impl Engine {
     /// write would copy it; see [`CowVec`]), under a shared borrow: the
     /// server makes copies while reads go on, then installs them with
     /// [`Engine::install_player`], so the next request does not pay for
-    /// them. `None` for an unknown player or one nothing shares.
-    pub fn copy_of_shared_player(&self, player: &str) -> Option<PlayerCopy> {
-        let partition = self.partition_of(player);
-        let pid = self.partitions[partition].player_id(player)?;
-        let players = &self.partitions[partition].players;
-        let state = &players[pid as usize];
+    /// them. `None` for a slot past the end of its player list or a
+    /// player nothing shares. Any slot is safe: the copy equals what it
+    /// replaces, so a slot remembered from before a change of players only
+    /// copies some other player.
+    pub fn copy_of_shared_player(&self, slot: PlayerSlot) -> Option<PlayerCopy> {
+        let PlayerSlot { partition, pid } = slot;
+        let players = &self.partitions.get(partition)?.players;
+        let state = players.get(pid as usize)?;
         // Shared directly, or through its chunk of the player list (a write
         // copies the chunk, and then the player held twice).
         let shared = Arc::strong_count(state) > 1 || players.is_shared_at(pid as usize);

@@ -210,6 +210,7 @@ impl Partition {
         id
     }
 
+    /// Applies `event`; returns its player's id in this partition.
     pub fn apply_event(
         &mut self,
         plan: &Plan,
@@ -217,7 +218,7 @@ impl Partition {
         seq: u64,
         claims: &mut dyn Claims,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> u32 {
         let config = &*plan.config;
         let pid = self.player_id_or_insert(&event.player);
         let player = player_mut(&mut self.players, pid);
@@ -234,6 +235,7 @@ impl Partition {
             self.grant(plan, pid, grant, event, seq, effects);
         }
         self.apply_solves(plan, pid, &solves, event, seq, claims, effects);
+        pid
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -321,6 +321,7 @@ proptest! {
     fn unsharing_after_a_snapshot_copy_changes_no_state(steps in steps(), partitions in 1usize..4) {
         use std::sync::Arc;
         use veltrix_core::snapshot::encode;
+        use veltrix_core::engine::PlayerSlot;
         let plan = plan(&config());
         let lines = ndjson(&events(&steps));
         let (ingest, mut engine) = {
@@ -341,9 +342,12 @@ proptest! {
             .flat_map(|p| p.players.iter().map(|player| player.name.clone()))
             .collect();
         // Copies are made under a shared borrow, then installed.
-        let players: Vec<_> = names.iter().filter_map(|name| engine.copy_of_shared_player(name)).collect();
+        let slots: Vec<_> = names.iter().filter_map(|name| engine.locate_player(name)).collect();
+        prop_assert_eq!(slots.len(), names.len());
+        let players: Vec<_> = slots.iter().filter_map(|&slot| engine.copy_of_shared_player(slot)).collect();
         prop_assert_eq!(players.len(), names.len());
-        prop_assert!(engine.copy_of_shared_player("nobody-sent-this").is_none());
+        let past_the_end = PlayerSlot { partition: 0, pid: u32::MAX };
+        prop_assert!(engine.copy_of_shared_player(past_the_end).is_none());
         let boards: Vec<_> = (0..plan.config.leaderboards.len() + 1)
             .filter_map(|index| engine.copy_of_shared_board(index))
             .collect();
@@ -354,7 +358,7 @@ proptest! {
             engine.install_board(copy);
         }
         // Nothing shared any more: nothing to copy.
-        prop_assert!(names.iter().all(|name| engine.copy_of_shared_player(name).is_none()));
+        prop_assert!(slots.iter().all(|&slot| engine.copy_of_shared_player(slot).is_none()));
         prop_assert!(encode(&ingest, &engine) == before);
         prop_assert!(encode(&ingest, &copy) == before);
         for (live, copied) in engine.partitions.iter().zip(&copy.partitions) {

@@ -27,8 +27,9 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use veltrix_core::cow::CowVec;
-use veltrix_core::engine::{id_key, submitted_id};
+use veltrix_core::engine::{PlayerSlot, id_key, submitted_id};
 use veltrix_core::grant::Spend;
+use veltrix_core::partition::Effect;
 use veltrix_core::player::LedgerEntry;
 use veltrix_core::{Engine, Ingest, Plan, Submission};
 use veltrix_log::{Log, LogError};
@@ -885,7 +886,7 @@ fn take_snapshot(
     }
     let started = Instant::now();
     let copy = Box::new(core.snapshot_copy());
-    let recent = recent.slots(&core.engine);
+    let recent = recent.slots();
     snapshotter.submit(core.ingest.next_seq - 1, copy, recent, started.elapsed())
 }
 
@@ -995,8 +996,8 @@ fn ingest(
                 parking_lot::RwLockWriteGuard::unlocked_fair(core, std::thread::yield_now);
             }
         }
-        apply_event(core, &mut grants, *seq, event, streaming, &mut messages);
-        recent.push(&event.player);
+        let slot = apply_event(core, &mut grants, *seq, event, streaming, &mut messages);
+        recent.push(slot);
     }
     let metrics = &shared.metrics;
     grants.record(metrics);
@@ -1496,20 +1497,19 @@ fn apply_event(
     event: &veltrix_core::Event,
     streaming: bool,
     messages: &mut Vec<Arc<StreamMessage>>,
-) {
-    let partition = core.engine.partition_of(&event.player);
-    let grants_before = core.engine.partitions[partition].grants.len();
-    let effects = core.engine.apply_event(seq, event);
-    if streaming && !effects.is_empty() {
-        let effects = effects.to_vec();
-        crate::stream::messages(core, seq, partition, &effects, messages);
+) -> PlayerSlot {
+    let slot = core.engine.apply_event_located(seq, event);
+    let engine = &core.engine;
+    for effect in engine.last_effects() {
+        if let Effect::Granted(index) = effect {
+            grants.add(&engine.partitions[slot.partition].grants[*index].source);
+        }
     }
-    for grant in core.engine.partitions[partition]
-        .grants
-        .iter_from(grants_before)
-    {
-        grants.add(&grant.source);
+    if streaming && !engine.last_effects().is_empty() {
+        let effects = engine.last_effects().to_vec();
+        crate::stream::messages(core, seq, slot.partition, &effects, messages);
     }
+    slot
 }
 
 /// Grants per source within one command, added to the metrics once at its

@@ -34,7 +34,6 @@
 //! event open-loop run went from 14.2–20.0 ms (warming alone) to 11.1–12.7
 //! ms (docs/PERFORMANCE.md, session 7); letting go alone gave 12.0–13.6 ms.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{RwLock, RwLockUpgradableReadGuard};
@@ -48,34 +47,34 @@ pub const RECENT_EVENTS: usize = 4096;
 /// Players copied between two checks of the clock.
 const PLAYERS_PER_CHECK: usize = 16;
 
-/// The players of the last [`RECENT_EVENTS`] accepted events, repeats
-/// included (a ring).
+/// Where the players of the last [`RECENT_EVENTS`] accepted events are
+/// kept, repeats included (a ring). Slots, not names: pushing one is a
+/// copy of two integers, where a name cost a reference count up on the new
+/// player and one down on a player 4,096 events old, a cache miss (about 5 %
+/// of the engine thread).
 #[derive(Default)]
 pub struct RecentPlayers {
-    ring: Vec<Arc<str>>,
+    ring: Vec<PlayerSlot>,
     next: usize,
 }
 
 impl RecentPlayers {
-    pub fn push(&mut self, player: &Arc<str>) {
+    pub fn push(&mut self, player: PlayerSlot) {
         if self.ring.len() < RECENT_EVENTS {
-            self.ring.push(player.clone());
+            self.ring.push(player);
         } else {
-            self.ring[self.next] = player.clone();
+            self.ring[self.next] = player;
         }
         self.next = (self.next + 1) % RECENT_EVENTS;
     }
 
     /// Where each player of the ring is, repeats included.
-    pub fn slots(&self, engine: &veltrix_core::Engine) -> Vec<PlayerSlot> {
-        self.ring
-            .iter()
-            .filter_map(|player| engine.locate_player(player))
-            .collect()
+    pub fn slots(&self) -> Vec<PlayerSlot> {
+        self.ring.clone()
     }
 
     /// The distinct players, the least active first (see [`Warming::step`]).
-    fn by_activity(&self) -> Vec<Arc<str>> {
+    fn by_activity(&self) -> Vec<PlayerSlot> {
         let mut players = most_repeated_first(self.ring.clone());
         players.reverse();
         players
@@ -99,7 +98,7 @@ pub fn most_repeated_first<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 /// What is left to un-share after the last snapshot copy.
 #[derive(Default)]
 pub struct Warming {
-    players: Vec<Arc<str>>,
+    players: Vec<PlayerSlot>,
     /// Leaderboards not yet un-shared: indexes `0..boards`.
     boards: usize,
 }
@@ -133,7 +132,7 @@ impl Warming {
             while !self.players.is_empty() && started.elapsed() < budget {
                 let from = self.players.len().saturating_sub(PLAYERS_PER_CHECK);
                 for player in self.players.drain(from..).rev() {
-                    players.extend(state.engine.copy_of_shared_player(&player));
+                    players.extend(state.engine.copy_of_shared_player(player));
                 }
             }
         }
@@ -157,15 +156,17 @@ mod tests {
     #[test]
     fn recent_players_are_the_last_events_players_most_active_last() {
         let mut recent = RecentPlayers::default();
-        let names: Vec<Arc<str>> = (0..4).map(|i| Arc::from(format!("p{i}"))).collect();
-        recent.push(&names[0]);
+        let slots: Vec<PlayerSlot> = (0..4).map(|pid| PlayerSlot { partition: 1, pid }).collect();
+        recent.push(slots[0]);
         for i in 0..RECENT_EVENTS {
             // p3 on every other event, p1 and p2 on every fourth.
-            recent.push(&names[if i % 2 == 0 { 3 } else { 1 + i / 2 % 2 }]);
+            recent.push(slots[if i % 2 == 0 { 3 } else { 1 + i / 2 % 2 }]);
         }
         // p0 was pushed out of the ring by RECENT_EVENTS later events.
+        assert_eq!(recent.slots().len(), RECENT_EVENTS);
+        assert!(!recent.slots().contains(&slots[0]));
         let order = recent.by_activity();
         assert_eq!(order.len(), 3);
-        assert_eq!(order[2], names[3]);
+        assert_eq!(order[2], slots[3]);
     }
 }
