@@ -110,18 +110,21 @@ pub fn parse_event(
     accept_time_ms: i64,
 ) -> Result<Event, EventError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let raw = match (RawSeed { config }).deserialize(&mut de).and_then(|raw| {
-        de.end()?;
-        Ok(raw)
-    }) {
-        Ok(raw) => raw,
-        Err(e) => {
-            return Err(EventError {
-                id: None,
-                message: json_error_message(&e),
-            });
-        }
-    };
+    // Filled in place: returning it by value from the visitor cost a few
+    // copies of its 200-odd bytes per event.
+    let mut raw = RawEvent::default();
+    let read = (RawSeed {
+        config,
+        raw: &mut raw,
+    })
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    if let Err(e) = read {
+        return Err(EventError {
+            id: None,
+            message: json_error_message(&e),
+        });
+    }
     raw.finish(config, accept_time_ms)
 }
 
@@ -248,6 +251,7 @@ impl Attr<'_> {
     }
 }
 
+#[derive(Default)]
 struct RawEvent<'de> {
     id: Option<Attr<'de>>,
     player: Option<Attr<'de>>,
@@ -261,35 +265,28 @@ struct RawEvent<'de> {
     errors: Vec<String>,
 }
 
-struct RawSeed<'c> {
+/// Reads an event object into `raw`.
+struct RawSeed<'c, 'r, 'de> {
     config: &'c Config,
+    raw: &'r mut RawEvent<'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
-    type Value = RawEvent<'de>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+impl<'de> DeserializeSeed<'de> for RawSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for RawSeed<'_> {
-    type Value = RawEvent<'de>;
+impl<'de> Visitor<'de> for RawSeed<'_, '_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an event object {\"id\", \"player\", \"type\", \"ts\", \"data\"}")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut raw = RawEvent {
-            id: None,
-            player: None,
-            type_name: None,
-            ts: None,
-            data: None,
-            deferred_data: None,
-            data_not_object: None,
-            errors: Vec::new(),
-        };
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let raw = self.raw;
         let mut seen_data = false;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let duplicate = |raw: &mut RawEvent, present: bool| {
@@ -315,15 +312,15 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
                     };
                     let present = slot.is_some();
                     *slot = Some(attr);
-                    duplicate(&mut raw, present);
+                    duplicate(raw, present);
                 }
                 "ts" => {
                     let present = raw.ts.is_some();
                     raw.ts = Some(map.next_value::<Scalar<'de>>()?);
-                    duplicate(&mut raw, present);
+                    duplicate(raw, present);
                 }
                 "data" => {
-                    duplicate(&mut raw, seen_data);
+                    duplicate(raw, seen_data);
                     seen_data = true;
                     let known = raw
                         .type_name
@@ -357,7 +354,7 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
                 }
             }
         }
-        Ok(raw)
+        Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Self::Value, A::Error> {
