@@ -154,6 +154,10 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
         .or(local.as_ref().map(|_| std::process::id()))
         .and_then(cpu_seconds);
 
+    // Per-thread figures only for a server in another process: in this
+    // one, the load generator's threads would mix in.
+    let server_threads = args.server_pid.filter(|_| local.is_none());
+    let threads_before = server_threads.and_then(crate::threads::by_name);
     let counters = Arc::new(Counters::default());
     let acks = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1,
@@ -210,6 +214,25 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
         .server_pid
         .or(local.as_ref().map(|_| std::process::id()))
         .and_then(cpu_seconds);
+    let threads = match (
+        threads_before,
+        server_threads.and_then(crate::threads::by_name),
+    ) {
+        (Some(before), Some(after)) => crate::threads::between(&before, &after)
+            .into_iter()
+            .map(|(name, t)| {
+                json!({
+                    "name": name,
+                    "threads": t.threads,
+                    "cpu_seconds": t.running,
+                    "waiting_for_cpu_seconds": t.waiting,
+                    "voluntary_switches": t.voluntary,
+                    "involuntary_switches": t.involuntary,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let peak_rss = args
         .server_pid
         .or(local.as_ref().map(|_| std::process::id()))
@@ -238,6 +261,7 @@ async fn run(args: BenchArgs) -> Result<ExitCode> {
         "generation_events_per_second": total_events as f64 / generation.as_secs_f64().max(1e-9),
         "server_cpu_seconds": match (cpu_before, cpu_after) { (Some(a), Some(b)) => json!(b - a), _ => Value::Null },
         "server_peak_rss_mb": peak_rss.map(|b| b as f64 / 1_048_576.0),
+        "server_threads": threads,
         "cpu_and_rss_include_the_load_generator": local.is_some(),
         "load_generator_cpu_seconds": match (own_cpu_before, own_cpu_after) { (Some(a), Some(b)) if local.is_none() => json!(b - a), _ => Value::Null },
     });
@@ -637,6 +661,23 @@ fn print_report(r: &Value) {
             r["server_cpu_seconds"].as_f64().unwrap_or(0.0),
             r["server_peak_rss_mb"].as_f64().unwrap_or(0.0)
         );
+    }
+    if let Some(threads) = r["server_threads"].as_array().filter(|t| !t.is_empty()) {
+        // wait: runnable but not running; sleeps: voluntary context switches.
+        println!(
+            "server threads  {:<16} {:>3} {:>7} {:>7} {:>8}",
+            "name", "n", "CPU s", "wait s", "sleeps"
+        );
+        for t in threads {
+            println!(
+                "                {:<16} {:>3} {:>7.2} {:>7.2} {:>8}",
+                t["name"].as_str().unwrap_or(""),
+                t["threads"].as_u64().unwrap_or(0),
+                t["cpu_seconds"].as_f64().unwrap_or(0.0),
+                t["waiting_for_cpu_seconds"].as_f64().unwrap_or(0.0),
+                t["voluntary_switches"].as_u64().unwrap_or(0)
+            );
+        }
     }
     if let Some(cpu) = r["load_generator_cpu_seconds"].as_f64() {
         println!("load generator  {cpu:.2} CPU s (this process: HTTP client and reporting)");

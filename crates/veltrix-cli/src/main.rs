@@ -13,6 +13,7 @@ mod load;
 mod render;
 mod replay;
 mod serve;
+mod threads;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -148,7 +149,9 @@ enum Command {
         /// Leaderboard reads per second during the run (their latency is reported).
         #[arg(long, default_value_t = 0)]
         reads: u64,
-        /// Report CPU time and peak RSS of this server process.
+        /// Report CPU time and peak RSS of this server process, and per
+        /// thread name its CPU time, time waiting for a CPU and sleeps
+        /// (Linux).
         #[arg(long)]
         server_pid: Option<u32>,
         /// Print the report as one JSON object.
