@@ -47,7 +47,7 @@ pub struct Engine {
     /// Greatest event time of any applied event (for period leaderboards).
     pub max_ts: Option<i64>,
     pub last_seq: u64,
-    pub(crate) effects: Vec<Effect>,
+    effects: Vec<Effect>,
 }
 
 impl Engine {

@@ -4,7 +4,6 @@
 //! bit for bit.
 
 pub mod analytics;
-pub mod batch;
 pub mod boards;
 pub mod cow;
 pub mod dump;

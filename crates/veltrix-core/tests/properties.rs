@@ -267,41 +267,6 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
-
-    /// The server's batches: partitions side by side, claims across them in
-    /// log order, leaderboards and views after. Same state, and the same
-    /// slot and effects for every event, as one event at a time.
-    #[test]
-    fn batches_applied_side_by_side_equal_one_event_at_a_time(steps in steps(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4), partitions in 2usize..5) {
-        use veltrix_core::snapshot::encode;
-        let plan = plan(&config());
-        let mut ingest = Ingest::new();
-        let mut records = Vec::new();
-        for (line, text) in ndjson_lines(&ndjson(&events(&steps))) {
-            if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, 1_000) {
-                records.push((seq, event));
-            }
-        }
-        let mut one = veltrix_core::Engine::new(plan.clone(), partitions);
-        let mut seen_one = Vec::new();
-        one.apply_batch_one_by_one(&records, |_, slot, effects| seen_one.push((slot, effects.to_vec())));
-        let mut bounds: Vec<usize> = cuts.iter().map(|cut| cut.index(records.len() + 1)).collect();
-        bounds.extend([0, records.len()]);
-        bounds.sort_unstable();
-        bounds.dedup();
-        let mut side = veltrix_core::Engine::new(plan.clone(), partitions);
-        let mut seen_side = Vec::new();
-        for batch in bounds.windows(2) {
-            side.apply_batch_in_parallel(&records[batch[0]..batch[1]], |_, slot, effects| seen_side.push((slot, effects.to_vec())));
-        }
-        prop_assert_eq!(seen_one, seen_side);
-        prop_assert_eq!(one.last_seq, side.last_seq);
-        prop_assert!(encode(&ingest, &one) == encode(&ingest, &side));
-    }
-}
-
-proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
