@@ -28,6 +28,27 @@ pub struct Boards {
     /// player index, and for the same reason: no pointer to follow per
     /// lookup).
     ids: FastMap<u128, u32>,
+    /// Updates held back while deferring (see [`Boards::defer`]).
+    deferred: Deferred,
+}
+
+/// Leaderboard updates held back, one per (leaderboard, bucket, player):
+/// a player's points summed and the seq of their last grant kept, in the
+/// order each was first held.
+#[derive(Clone, Debug, Default)]
+struct Deferred {
+    on: bool,
+    at: FastMap<(usize, i64, u32), usize>,
+    updates: Vec<DeferredUpdate>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DeferredUpdate {
+    leaderboard: usize,
+    bucket: i64,
+    player: u32,
+    points: i64,
+    seq: u64,
 }
 
 /// A leaderboard row with the player's name.
@@ -55,7 +76,11 @@ impl Boards {
     }
 
     fn intern(&mut self, player: &Arc<str>) -> u32 {
-        let key = id_key(player);
+        self.intern_keyed(player, id_key(player))
+    }
+
+    fn intern_keyed(&mut self, player: &Arc<str>, key: u128) -> u32 {
+        debug_assert_eq!(key, id_key(player), "the name's key");
         if let Some(&id) = self.ids.get(&key) {
             debug_assert_eq!(self.names[id as usize], *player);
             return id;
@@ -64,6 +89,53 @@ impl Boards {
         self.names.push(player.clone());
         self.ids.insert(key, id);
         id
+    }
+
+    /// Holds leaderboard updates back until [`Boards::flush`]: each
+    /// (leaderboard, bucket, player) then gets one update, the sum of its
+    /// held points at the seq of its last grant. That is the standing the
+    /// updates one at a time would have left (points only add, so the sum
+    /// saturates where the steps would; a board's order depends only on
+    /// each player's standing), at one tree update per player instead of
+    /// one per grant, where a busy player earns many in a batch. Player
+    /// ids are still given out at once, in grant order. Nothing may read
+    /// the boards until the flush (asserted where they are copied).
+    pub fn defer(&mut self) {
+        self.deferred.on = true;
+    }
+
+    /// Applies every held update, in the order first held, and stops
+    /// deferring.
+    pub fn flush(&mut self) {
+        self.deferred.on = false;
+        self.deferred.at.clear();
+        for update in self.deferred.updates.drain(..) {
+            let board = self.boards[update.leaderboard]
+                .entry(update.bucket)
+                .or_default();
+            Arc::make_mut(board).add(update.player, update.points, update.seq);
+        }
+    }
+
+    /// Whether no update is held back.
+    pub fn is_flushed(&self) -> bool {
+        self.deferred.updates.is_empty()
+    }
+
+    fn hold(&mut self, update: DeferredUpdate) {
+        let key = (update.leaderboard, update.bucket, update.player);
+        match self.deferred.at.get(&key) {
+            Some(&at) => {
+                let held = &mut self.deferred.updates[at];
+                held.points = held.points.saturating_add(update.points);
+                debug_assert!(update.seq >= held.seq, "grants come in log order");
+                held.seq = update.seq;
+            }
+            None => {
+                self.deferred.at.insert(key, self.deferred.updates.len());
+                self.deferred.updates.push(update);
+            }
+        }
     }
 
     /// Every board's entries and the player names, as a snapshot holds
@@ -87,10 +159,15 @@ impl Boards {
     /// The boards and names without the name index: what a snapshot
     /// encodes (see `Engine::snapshot_copy`).
     pub fn snapshot_copy(&self) -> Boards {
+        assert!(
+            self.is_flushed(),
+            "a snapshot copy of boards with updates held back"
+        );
         Boards {
             boards: self.boards.clone(),
             names: self.names.clone(),
             ids: FastMap::default(),
+            deferred: Deferred::default(),
         }
     }
 
@@ -112,6 +189,7 @@ impl Boards {
                 .map(|(i, n)| (id_key(n), i as u32))
                 .collect(),
             names: names.into(),
+            deferred: Deferred::default(),
         }
     }
 
@@ -128,6 +206,12 @@ impl Boards {
 
     /// Adds a grant's points to every leaderboard it counts toward.
     pub fn record(&mut self, config: &Config, grant: &Grant) {
+        self.record_keyed(config, grant, id_key(&grant.player));
+    }
+
+    /// As [`Boards::record`], with the [`id_key`] of the grant's player
+    /// computed by the caller.
+    pub fn record_keyed(&mut self, config: &Config, grant: &Grant, player_key: u128) {
         if grant.points <= 0 {
             return;
         }
@@ -136,19 +220,33 @@ impl Boards {
             if board.hunt.is_some() && board.hunt != grant.cause.hunt() {
                 continue;
             }
-            let player = *id.get_or_insert_with(|| self.intern(&grant.player));
+            let player = *id.get_or_insert_with(|| self.intern_keyed(&grant.player, player_key));
             let bucket = bucket_of(board.period, grant.ts);
-            Arc::make_mut(self.boards[index].entry(bucket).or_default()).add(
-                player,
-                grant.points,
-                grant.seq,
-            );
+            if self.deferred.on {
+                self.hold(DeferredUpdate {
+                    leaderboard: index,
+                    bucket,
+                    player,
+                    points: grant.points,
+                    seq: grant.seq,
+                });
+            } else {
+                Arc::make_mut(self.boards[index].entry(bucket).or_default()).add(
+                    player,
+                    grant.points,
+                    grant.seq,
+                );
+            }
         }
     }
 
     /// Adds a grant's points to one leaderboard only (rebuilding a board
     /// from the grant history after a configuration switch).
     pub(crate) fn record_one(&mut self, index: usize, period: Period, grant: &Grant) {
+        assert!(
+            self.is_flushed(),
+            "rebuilding a board with updates held back"
+        );
         if grant.points <= 0 {
             return;
         }
@@ -162,6 +260,7 @@ impl Boards {
     }
 
     pub fn board(&self, leaderboard: usize, bucket: i64) -> Option<&Board> {
+        debug_assert!(self.is_flushed(), "a board read with updates held back");
         self.boards
             .get(leaderboard)?
             .get(&bucket)

@@ -137,6 +137,29 @@ impl<T: Clone> CowVec<T> {
         self.len += 1;
     }
 
+    /// Appends every value of `values`, copying a shared last chunk at most
+    /// once: `push` pays an atomic uniqueness check per value, and on the
+    /// engine thread that check also waits for the stores before it.
+    pub fn extend_from_slice(&mut self, mut values: &[T]) {
+        while !values.is_empty() {
+            let room = CHUNK - (self.len & (CHUNK - 1));
+            let (now, rest) = values.split_at(room.min(values.len()));
+            if self.len & (CHUNK - 1) == 0 {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.extend_from_slice(now);
+                self.chunks.push(Arc::new(chunk));
+            } else {
+                let last = self.chunks.last_mut().expect("a partial chunk exists");
+                let chunk = Arc::make_mut(last);
+                chunk.reserve_exact(CHUNK - chunk.len());
+                chunk.extend_from_slice(now);
+            }
+            self.len += now.len();
+            values = rest;
+        }
+        self.check();
+    }
+
     /// The element at `index`, copying its chunk first if it is shared.
     pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
         if index >= self.len {
@@ -318,6 +341,7 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Op {
         Push(u32),
+        ExtendFromSlice(Vec<u32>),
         Set(usize, u32),
         Truncate(usize),
         Pop,
@@ -328,6 +352,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             6 => any::<u32>().prop_map(Op::Push),
+            2 => proptest::collection::vec(any::<u32>(), 0..2500).prop_map(Op::ExtendFromSlice),
             3 => (any::<usize>(), any::<u32>()).prop_map(|(i, v)| Op::Set(i, v)),
             1 => any::<usize>().prop_map(Op::Truncate),
             1 => Just(Op::Pop),
@@ -352,6 +377,10 @@ mod tests {
                     Op::Push(v) => {
                         model.push(v);
                         vec.push(v);
+                    }
+                    Op::ExtendFromSlice(values) => {
+                        model.extend_from_slice(&values);
+                        vec.extend_from_slice(&values);
                     }
                     Op::Set(i, v) if !model.is_empty() => {
                         let i = i % model.len();

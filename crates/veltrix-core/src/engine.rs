@@ -25,6 +25,38 @@ pub fn partition_of(player: &str, partitions: usize) -> usize {
     (xxh3_64(player.as_bytes()) % partitions as u64) as usize
 }
 
+/// The two hashes of a player's name the engine finds the player by: the
+/// one that picks the partition ([`partition_of`]) and the [`id_key`] the
+/// partition and the leaderboards index players by. The server computes
+/// them on its request threads, with the rest of parsing, so that the one
+/// thread that applies does not hash (or even read) the name of a player
+/// it already knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlayerHashes {
+    spread: u64,
+    key: u128,
+}
+
+impl PlayerHashes {
+    pub fn of(player: &str) -> PlayerHashes {
+        PlayerHashes {
+            spread: xxh3_64(player.as_bytes()),
+            key: id_key(player),
+        }
+    }
+
+    /// The player's partition among `partitions` ([`partition_of`]).
+    pub fn partition(self, partitions: usize) -> usize {
+        debug_assert!(partitions > 0);
+        (self.spread % partitions as u64) as usize
+    }
+
+    /// The player's [`id_key`].
+    pub fn key(self) -> u128 {
+        self.key
+    }
+}
+
 /// A record of the log, as the engine applies it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
@@ -82,23 +114,43 @@ impl Engine {
     /// kept; its effects are then [`Engine::last_effects`]. The server
     /// remembers recent players by slot, which costs no lookup by name.
     pub fn apply_event_located(&mut self, seq: u64, event: &Event) -> PlayerSlot {
+        self.apply_event_hashed(seq, event, PlayerHashes::of(&event.player))
+    }
+
+    /// As [`Engine::apply_event_located`], with the player's name hashed
+    /// by the caller (`player` must be `PlayerHashes::of(&event.player)`).
+    pub fn apply_event_hashed(
+        &mut self,
+        seq: u64,
+        event: &Event,
+        player: PlayerHashes,
+    ) -> PlayerSlot {
         assert!(seq > self.last_seq, "records must be applied in log order");
+        debug_assert_eq!(
+            player,
+            PlayerHashes::of(&event.player),
+            "the event's player's hashes"
+        );
         self.last_seq = seq;
         self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
         self.views.record(&self.plan.config, event);
-        let p = self.partition_of(&event.player);
+        let p = player.partition(self.partitions.len());
+        debug_assert_eq!(p, self.partition_of(&event.player));
         self.effects.clear();
-        let pid = self.partitions[p].apply_event(
+        let pid = self.partitions[p].apply_event_keyed(
             &self.plan,
             event,
+            player.key(),
             seq,
             &mut self.claims as &mut dyn Claims,
             &mut self.effects,
         );
         for effect in &self.effects {
             if let Effect::Granted(index) = effect {
+                let grant = &self.partitions[p].grants[*index];
+                debug_assert_eq!(grant.player, event.player, "an event grants to its player");
                 self.boards
-                    .record(&self.plan.config, &self.partitions[p].grants[*index]);
+                    .record_keyed(&self.plan.config, grant, player.key());
             }
         }
         PlayerSlot { partition: p, pid }
@@ -398,6 +450,36 @@ impl Dedup {
         added
     }
 
+    /// Whether each submission's id was known, for a batch in order, adding
+    /// the ids of valid submissions: `fresh[i]` is what `insert` (for a
+    /// valid submission, negated) or `contains` (for an invalid one with an
+    /// id) would have answered one submission at a time. The probes run in
+    /// one tight loop, so the CPU overlaps their cache misses, and the new
+    /// keys are appended to the ordered list once per batch: an append per
+    /// key costs an atomic uniqueness check, which waits for the set's
+    /// outstanding stores.
+    fn known_in_order(&mut self, submissions: &[(bool, Option<u128>)]) -> Vec<bool> {
+        let shards = &mut self.shards;
+        assert!(!shards.is_empty(), "{NO_LOOKUP_SET}");
+        let mut added = Vec::with_capacity(submissions.len());
+        let known = submissions
+            .iter()
+            .map(|&(valid, key)| match key {
+                Some(key) if valid => {
+                    let new = shards[Dedup::shard_index(key)].insert(key);
+                    if new {
+                        added.push(key);
+                    }
+                    !new
+                }
+                Some(key) => shards[Dedup::shard_index(key)].contains(&key),
+                None => false,
+            })
+            .collect();
+        self.keys.extend_from_slice(&added);
+        known
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -480,18 +562,81 @@ impl Ingest {
         self.admit_keyed(parsed, key, line)
     }
 
-    /// Looks every key of a batch up once, before the batch is admitted
-    /// one submission at a time; returns how many are known. With a
-    /// million ids the set is larger than the cache, so each lookup is a
-    /// cache miss: here they are independent of each other and the CPU
-    /// overlaps them, where admitting one submission at a time does work
-    /// between them and waits for each in turn. [`Ingest::admit_keyed`]
-    /// then finds the lines cached. Changes nothing.
-    pub fn look_up_ahead(&self, keys: &[Option<u128>]) -> usize {
-        keys.iter()
-            .flatten()
-            .filter(|&&key| self.seen.contains(key))
-            .count()
+    /// [`Ingest::admit_keyed`] for each submission of a batch, in order:
+    /// the same outcomes, counts, dead letters, seqs and dedup set, with
+    /// the dedup set's probes for the whole batch done first, in one loop
+    /// (see `Dedup::known_in_order`). `keys` and `lines` are aligned with
+    /// `batch`.
+    pub fn admit_batch(
+        &mut self,
+        batch: Vec<Result<Event, EventError>>,
+        keys: &[Option<u128>],
+        lines: &[u64],
+    ) -> Vec<Submission> {
+        assert!(
+            batch.len() == keys.len() && batch.len() == lines.len(),
+            "a key and a line for every submission"
+        );
+        let probes: Vec<(bool, Option<u128>)> = batch
+            .iter()
+            .zip(keys)
+            .map(|(parsed, &key)| {
+                debug_assert_eq!(
+                    key,
+                    submitted_id(parsed).map(id_key),
+                    "the submitted id's key"
+                );
+                debug_assert!(parsed.is_err() || key.is_some(), "a parsed event has an id");
+                (parsed.is_ok(), key)
+            })
+            .collect();
+        let known = self.seen.known_in_order(&probes);
+        batch
+            .into_iter()
+            .zip(known)
+            .zip(lines)
+            .map(|((parsed, known), &line)| self.admit_known(parsed, known, line))
+            .collect()
+    }
+
+    /// The rest of admitting a submission once the dedup set said whether
+    /// its id was `known` (and took a new valid one in).
+    fn admit_known(
+        &mut self,
+        parsed: Result<Event, EventError>,
+        known: bool,
+        line: u64,
+    ) -> Submission {
+        match parsed {
+            Ok(event) if known => {
+                self.counts.duplicates += 1;
+                Submission::Duplicate {
+                    id: event.id.to_string(),
+                }
+            }
+            Ok(event) => {
+                self.counts.accepted += 1;
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                Submission::Accepted { seq, event }
+            }
+            Err(error) if known => {
+                self.counts.duplicates += 1;
+                Submission::Duplicate {
+                    id: error.id.expect("a key comes with its id"),
+                }
+            }
+            Err(error) => {
+                self.counts.rejected += 1;
+                let rejection = Rejection {
+                    line,
+                    id: error.id,
+                    error: error.message,
+                };
+                self.rejected.push(rejection.clone());
+                Submission::Rejected(rejection)
+            }
+        }
     }
 
     /// [`Ingest::admit`] with the id's [`id_key`] computed by the caller
@@ -510,36 +655,12 @@ impl Ingest {
         );
         // A valid event's key is looked up and added in one probe: the
         // usual case, a new id, then costs one hash lookup instead of two.
-        match parsed {
-            Ok(event) => {
-                if !self.seen.insert(key.expect("a parsed event has an id")) {
-                    self.counts.duplicates += 1;
-                    return Submission::Duplicate {
-                        id: event.id.to_string(),
-                    };
-                }
-                self.counts.accepted += 1;
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                Submission::Accepted { seq, event }
-            }
-            Err(error) if key.is_some_and(|key| self.seen.contains(key)) => {
-                self.counts.duplicates += 1;
-                Submission::Duplicate {
-                    id: error.id.expect("a key comes with its id"),
-                }
-            }
-            Err(error) => {
-                self.counts.rejected += 1;
-                let rejection = Rejection {
-                    line,
-                    id: error.id,
-                    error: error.message,
-                };
-                self.rejected.push(rejection.clone());
-                Submission::Rejected(rejection)
-            }
-        }
+        let known = match (&parsed, key) {
+            (Ok(_), key) => !self.seen.insert(key.expect("a parsed event has an id")),
+            (Err(_), Some(key)) => self.seen.contains(key),
+            (Err(_), None) => false,
+        };
+        self.admit_known(parsed, known, line)
     }
 
     /// Marks an id as accepted when rebuilding from the log.
@@ -618,21 +739,55 @@ pub fn run_ndjson(
 mod tests {
     use super::*;
 
-    #[test]
-    fn looking_up_ahead_counts_known_ids_and_changes_nothing() {
-        let mut ingest = Ingest::new();
-        ingest.remember("a", 1);
-        ingest.remember("b", 2);
-        let keys = [
-            Some(id_key("a")),
-            None,
-            Some(id_key("new")),
-            Some(id_key("b")),
-            Some(id_key("a")),
-        ];
-        assert_eq!(ingest.look_up_ahead(&keys), 3);
-        assert!(!ingest.is_known("new"));
-        assert_eq!(ingest.seen.len(), 2);
-        assert_eq!((ingest.counts.accepted, ingest.next_seq), (2, 3));
+    use proptest::prelude::*;
+
+    /// A submission of the model: a valid event or an invalid one, with
+    /// one of a few ids (so that duplicates within and across batches are
+    /// common) or, when invalid, maybe none.
+    fn submission() -> impl Strategy<Value = Result<Event, EventError>> {
+        let id = (0u8..12).prop_map(|n| format!("e{n}"));
+        prop_oneof![
+            3 => (id.clone(), 0u8..4).prop_map(|(id, player)| Ok(Event {
+                id: id.into(),
+                player: format!("p{player}").into(),
+                event_type: 0,
+                ts: 1,
+                data: Vec::new(),
+            })),
+            1 => proptest::option::of(id).prop_map(|id| Err(EventError {
+                id,
+                message: "bad".into(),
+            })),
+        ]
+    }
+
+    proptest! {
+        /// Admitting batches whole gives what admitting their submissions
+        /// one at a time gives: the same outcomes, counts, dead letters,
+        /// next seq and dedup keys in the same order.
+        #[test]
+        fn a_batch_is_admitted_as_its_submissions_one_at_a_time(
+            batches in proptest::collection::vec(proptest::collection::vec(submission(), 0..40), 1..8),
+        ) {
+            let mut one_by_one = Ingest::new();
+            let mut batched = Ingest::new();
+            for batch in batches {
+                let keys: Vec<Option<u128>> =
+                    batch.iter().map(|s| submitted_id(s).map(id_key)).collect();
+                let lines: Vec<u64> = (1..=batch.len() as u64).collect();
+                let expected: Vec<Submission> = batch
+                    .iter()
+                    .cloned()
+                    .zip(&keys)
+                    .zip(&lines)
+                    .map(|((s, &key), &line)| one_by_one.admit_keyed(s, key, line))
+                    .collect();
+                prop_assert_eq!(batched.admit_batch(batch, &keys, &lines), expected);
+                prop_assert_eq!(batched.counts, one_by_one.counts);
+                prop_assert_eq!(batched.next_seq, one_by_one.next_seq);
+                prop_assert_eq!(&batched.rejected, &one_by_one.rejected);
+                prop_assert_eq!(batched.seen.keys(), one_by_one.seen.keys());
+            }
+        }
     }
 }

@@ -198,8 +198,8 @@ impl Partition {
         }
     }
 
-    fn player_id_or_insert(&mut self, name: &Arc<str>) -> u32 {
-        let key = id_key(name);
+    fn player_id_or_insert(&mut self, name: &Arc<str>, key: u128) -> u32 {
+        debug_assert_eq!(key, id_key(name), "the name's key");
         if let Some(&id) = self.index.get(&key) {
             debug_assert_eq!(self.players[id as usize].name, *name);
             return id;
@@ -219,8 +219,23 @@ impl Partition {
         claims: &mut dyn Claims,
         effects: &mut Vec<Effect>,
     ) -> u32 {
+        let key = id_key(&event.player);
+        self.apply_event_keyed(plan, event, key, seq, claims, effects)
+    }
+
+    /// As [`Partition::apply_event`], with the [`id_key`] of the event's
+    /// player computed by the caller.
+    pub fn apply_event_keyed(
+        &mut self,
+        plan: &Plan,
+        event: &Event,
+        player_key: u128,
+        seq: u64,
+        claims: &mut dyn Claims,
+        effects: &mut Vec<Effect>,
+    ) -> u32 {
         let config = &*plan.config;
-        let pid = self.player_id_or_insert(&event.player);
+        let pid = self.player_id_or_insert(&event.player, player_key);
         let player = player_mut(&mut self.players, pid);
         player.windows.record(
             &plan.tracking,

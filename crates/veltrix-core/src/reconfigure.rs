@@ -234,6 +234,10 @@ pub fn switch_config(
 
     // Leaderboards: keep a board whose definition is unchanged by name,
     // rebuild every other one from the grant history in log order.
+    assert!(
+        engine.boards.is_flushed(),
+        "a switch with leaderboard updates held back"
+    );
     let mut old_boards = std::mem::take(&mut engine.boards.boards);
     let mut boards = Vec::with_capacity(new.leaderboards.len());
     let mut rebuild = Vec::new();

@@ -312,6 +312,41 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// What the server does within a batch: leaderboard updates held back
+    /// and flushed at any points leave, at every flush, the state that
+    /// updating at once leaves (snapshot bytes: boards, names and all).
+    #[test]
+    fn leaderboard_updates_held_back_until_a_flush_change_no_state(
+        steps in steps(),
+        flushes in prop::collection::vec(any::<bool>(), 120),
+        partitions in 1usize..3,
+    ) {
+        use veltrix_core::snapshot::encode;
+        let plan = plan(&config());
+        let lines = ndjson(&events(&steps));
+        let mut ingest = Ingest::new();
+        let mut at_once = veltrix_core::Engine::new(plan.clone(), partitions);
+        let mut held = veltrix_core::Engine::new(plan.clone(), partitions);
+        held.boards.defer();
+        for (n, (line, text)) in ndjson_lines(&lines).enumerate() {
+            if let Submission::Accepted { seq, event } = ingest.submit(&plan, text, line, 1_000) {
+                at_once.apply_event(seq, &event);
+                held.apply_event(seq, &event);
+            }
+            if flushes[n] {
+                held.boards.flush();
+                prop_assert_eq!(encode(&ingest, &held), encode(&ingest, &at_once), "after event {}", n);
+                held.boards.defer();
+            }
+        }
+        held.boards.flush();
+        prop_assert_eq!(encode(&ingest, &held), encode(&ingest, &at_once));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     /// What the server does while idle after a snapshot copy: copying

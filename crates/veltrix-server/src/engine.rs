@@ -27,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use veltrix_core::cow::CowVec;
-use veltrix_core::engine::{PlayerSlot, id_key, submitted_id};
+use veltrix_core::engine::{PlayerHashes, PlayerSlot, id_key, submitted_id};
 use veltrix_core::grant::Spend;
 use veltrix_core::partition::Effect;
 use veltrix_core::player::LedgerEntry;
@@ -159,6 +159,8 @@ pub struct Parsed {
     /// The dedup key of each submitted id (`veltrix_core::engine::id_key`),
     /// aligned with `results`.
     pub keys: Vec<Option<u128>>,
+    /// The hashes of each valid event's player, aligned with `results`.
+    pub players: Vec<Option<PlayerHashes>>,
 }
 
 impl Parsed {
@@ -184,6 +186,7 @@ impl Parsed {
         let mut results = Vec::with_capacity(items.len());
         let mut records = Vec::with_capacity(items.len());
         let mut keys = Vec::with_capacity(items.len());
+        let mut players = Vec::with_capacity(items.len());
         let mut step_aside = crate::priority::StepAside::default();
         for (n, item) in items.iter().enumerate() {
             if yielding && n % YIELD_EVERY == 0 {
@@ -197,6 +200,12 @@ impl Parsed {
                     .map(|event| record::encode_event(&plan.config, event)),
             );
             keys.push(submitted_id(&result).map(id_key));
+            players.push(
+                result
+                    .as_ref()
+                    .ok()
+                    .map(|event| PlayerHashes::of(&event.player)),
+            );
             results.push(result);
         }
         Parsed {
@@ -205,6 +214,7 @@ impl Parsed {
             results,
             records,
             keys,
+            players,
         }
     }
 }
@@ -928,20 +938,25 @@ fn ingest(
     let mut payloads = Vec::new();
     let mut rejections = Vec::new();
     let mut accepted = Vec::new();
-    // The lookups' cache misses overlap here instead of one per admission.
-    core.ingest.look_up_ahead(&parsed.keys);
+    let lines: Vec<u64> = items
+        .iter()
+        .map(|item| item.line.unwrap_or(item.index as u64 + 1))
+        .collect();
+    let submissions = core
+        .ingest
+        .admit_batch(parsed.results, &parsed.keys, &lines);
     let submitted = items
         .into_iter()
-        .zip(parsed.results)
+        .zip(submissions)
         .zip(parsed.records)
-        .zip(parsed.keys);
-    for (((item, result), record), key) in submitted {
-        let line = item.line.unwrap_or(item.index as u64 + 1);
-        match core.ingest.admit_keyed(result, key, line) {
+        .zip(parsed.players);
+    for (((item, submission), record), player) in submitted {
+        match submission {
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
                 payloads.push(record.unwrap_or_else(|| record::encode_event(&config, &event)));
-                accepted.push((seq, event));
+                let player = player.unwrap_or_else(|| PlayerHashes::of(&event.player));
+                accepted.push((seq, event, player));
             }
             Submission::Duplicate { .. } => answer.duplicates += 1,
             Submission::Rejected(rejection) => {
@@ -984,7 +999,14 @@ fn ingest(
     let mut messages: Vec<Arc<StreamMessage>> = Vec::new();
     let mut grants = GrantTally::default();
     let mut last_yield = Instant::now();
-    for (n, (seq, event)) in accepted.iter().enumerate() {
+    // A busy player earns many grants in a batch: their leaderboard rows
+    // move once per stretch between two steps aside instead of once per
+    // grant (see `Boards::defer`). Stream messages carry each grant's rank,
+    // so while someone listens every grant moves its rows at once.
+    if !streaming {
+        core.engine.boards.defer();
+    }
+    for (n, (seq, event, player)) in accepted.iter().enumerate() {
         if n > 0 && n % YIELD_EVERY == 0 {
             // Step aside (YIELD_INTERVAL): hand the lock to waiting reads
             // and the CPU to whatever waits for it. This thread is the only
@@ -993,12 +1015,24 @@ fn ingest(
                 || shared.readers_waiting.load(Ordering::Acquire) > 0
             {
                 last_yield = Instant::now();
+                // Reads see the leaderboards as of the events applied so far.
+                core.engine.boards.flush();
                 parking_lot::RwLockWriteGuard::unlocked_fair(core, std::thread::yield_now);
+                if !streaming {
+                    core.engine.boards.defer();
+                }
             }
         }
-        let slot = apply_event(core, &mut grants, *seq, event, streaming, &mut messages);
+        let slot = apply_event(
+            core,
+            &mut grants,
+            (*seq, event, *player),
+            streaming,
+            &mut messages,
+        );
         recent.push(slot);
     }
+    core.engine.boards.flush();
     let metrics = &shared.metrics;
     grants.record(metrics);
     metrics.events_accepted.inc_by(answer.accepted);
@@ -1195,7 +1229,14 @@ fn replay_dead_letters(
             Submission::Accepted { seq, event } => {
                 debug_assert_eq!(seq, first_seq + payloads.len() as u64);
                 payloads.push(record::encode_event(&config, &event));
-                apply_event(core, &mut grants, seq, &event, streaming, &mut messages);
+                let player = PlayerHashes::of(&event.player);
+                apply_event(
+                    core,
+                    &mut grants,
+                    (seq, &event, player),
+                    streaming,
+                    &mut messages,
+                );
                 accepted += 1;
                 removed.push(position);
                 removed_json.push(json!({"index": position, "id": dead.id, "outcome": "accepted"}));
@@ -1493,12 +1534,11 @@ fn spend_json(plan: &Plan, spend: &Spend) -> Value {
 fn apply_event(
     core: &mut Core,
     grants: &mut GrantTally,
-    seq: u64,
-    event: &veltrix_core::Event,
+    (seq, event, player): (u64, &veltrix_core::Event, PlayerHashes),
     streaming: bool,
     messages: &mut Vec<Arc<StreamMessage>>,
 ) -> PlayerSlot {
-    let slot = core.engine.apply_event_located(seq, event);
+    let slot = core.engine.apply_event_hashed(seq, event, player);
     let engine = &core.engine;
     for effect in engine.last_effects() {
         if let Effect::Granted(index) = effect {
