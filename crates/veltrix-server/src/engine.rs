@@ -132,6 +132,16 @@ pub enum Command {
     Shutdown,
 }
 
+impl Command {
+    /// The events this command submits (for the queue's lag in events).
+    fn events(&self) -> i64 {
+        match self {
+            Command::Ingest { items, .. } => items.len() as i64,
+            _ => 0,
+        }
+    }
+}
+
 /// One submitted event: its place in the request and its bytes (a slice of
 /// the request body, not a copy).
 #[derive(Clone, Debug)]
@@ -501,9 +511,11 @@ impl Handle {
     /// Queues a command without waiting: a full queue is 429, a stopped
     /// engine 503.
     pub fn send(&self, command: Command) -> Result<(), ApiError> {
+        let events = command.events();
         match self.tx.try_send((Instant::now(), command)) {
             Ok(()) => {
                 self.shared.metrics.queue_depth.inc();
+                self.shared.metrics.queue_events.inc_by(events);
                 Ok(())
             }
             Err(TrySendError::Full(_)) => {
@@ -532,8 +544,10 @@ impl Handle {
 
     /// Blocking send, for shutdown only (never from a handler).
     pub fn send_blocking(&self, command: Command) {
+        let events = command.events();
         if self.tx.send((Instant::now(), command)).is_ok() {
             self.shared.metrics.queue_depth.inc();
+            self.shared.metrics.queue_events.inc_by(events);
         }
     }
 
@@ -645,6 +659,7 @@ pub fn run(
         };
         if let Some((enqueued, command)) = received {
             metrics.queue_depth.dec();
+            metrics.queue_events.dec_by(command.events());
             metrics
                 .queue_wait_seconds
                 .observe(enqueued.elapsed().as_secs_f64());

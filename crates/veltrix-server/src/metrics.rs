@@ -36,6 +36,11 @@ pub struct Metrics {
     pub queue_wait_seconds: Histogram,
     /// Commands waiting in the engine queue.
     pub queue_depth: Gauge,
+    /// Events in the ingest commands waiting in the engine queue
+    /// (processing lag in events).
+    pub queue_events: Gauge,
+    /// Clients connected to `GET /v1/stream` (set when scraped).
+    pub stream_clients: Gauge,
     /// Highest log seq assigned.
     pub last_seq: Gauge,
     /// Snapshots written since start.
@@ -78,6 +83,8 @@ impl Metrics {
             read_seconds: Histogram::new(exponential_buckets(0.000_02, 1.5, 28)),
             queue_wait_seconds: Histogram::new(exponential_buckets(0.000_001, 2.0, 24)),
             queue_depth: Gauge::default(),
+            queue_events: Gauge::default(),
+            stream_clients: Gauge::default(),
             last_seq: Gauge::default(),
             snapshots: Counter::default(),
             config_switches: Counter::default(),
@@ -166,6 +173,16 @@ impl Metrics {
             "config_switches",
             "Configuration switches applied by POST /v1/config since start",
             metrics.config_switches.clone(),
+        );
+        registry.register(
+            "engine_queue_events",
+            "Events in the ingest requests waiting in the engine queue (processing lag in events)",
+            metrics.queue_events.clone(),
+        );
+        registry.register(
+            "stream_clients",
+            "Clients connected to the live stream (GET /v1/stream)",
+            metrics.stream_clients.clone(),
         );
         registry.register(
             "snapshot_encode_seconds",

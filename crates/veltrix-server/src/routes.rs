@@ -968,12 +968,17 @@ async fn post_config(State(app): State<App>, headers: HeaderMap, body: Body) -> 
 }
 
 async fn get_metrics(State(app): State<App>) -> Response {
+    let shared = &app.handle.shared;
+    shared
+        .metrics
+        .stream_clients
+        .set(shared.stream.receiver_count() as i64);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.handle.shared.metrics.render(),
+        shared.metrics.render(),
     )
         .into_response()
 }

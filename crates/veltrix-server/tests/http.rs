@@ -835,6 +835,79 @@ async fn metrics_count_ingest_grants_and_fsyncs() {
     }
 }
 
+/// The processing lag in events counts the events of the ingest requests
+/// waiting for the engine thread; the live stream's clients are counted
+/// while connected.
+#[tokio::test]
+async fn metrics_show_queued_events_and_stream_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(dir.path());
+    let router = server.router();
+    let metric = |text: &str, name: &str| -> i64 {
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        line[name.len() + 1..].parse().unwrap()
+    };
+
+    // Hold the engine thread inside a read while a request of 3 events waits.
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    server
+        .handle()
+        .send(veltrix_server::Command::Read(Box::new(move |_| {
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        })))
+        .unwrap();
+    entered_rx.recv().unwrap();
+    let waiting = tokio::spawn({
+        let router = router.clone();
+        async move {
+            post_json(
+                &router,
+                "/v1/events",
+                json!([
+                    login("e1", "ann", "2026-12-01T09:00:00Z"),
+                    login("e2", "bob", "2026-12-01T09:00:00Z"),
+                    login("e3", "cy", "2026-12-01T09:00:00Z"),
+                ]),
+            )
+            .await
+        }
+    });
+    let mut queued = 0;
+    for _ in 0..500 {
+        queued = metric(
+            &get_text(&router, "/metrics").await,
+            "veltrix_engine_queue_events",
+        );
+        if queued == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(queued, 3, "the waiting request's events");
+    release_tx.send(()).unwrap();
+    assert_eq!(waiting.await.unwrap().body["accepted"], 3);
+    let text = get_text(&router, "/metrics").await;
+    assert_eq!(metric(&text, "veltrix_engine_queue_events"), 0);
+    assert_eq!(metric(&text, "veltrix_stream_clients"), 0);
+
+    let stream = router
+        .clone()
+        .oneshot(Request::get("/v1/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let text = get_text(&router, "/metrics").await;
+    assert_eq!(metric(&text, "veltrix_stream_clients"), 1);
+    drop(stream);
+    let text = get_text(&router, "/metrics").await;
+    assert_eq!(metric(&text, "veltrix_stream_clients"), 0);
+}
+
 /// Reads are timed (a 404 is a read too); writes, health checks and the
 /// metrics page are not.
 #[tokio::test]
