@@ -451,13 +451,13 @@ impl Dedup {
     }
 
     /// Whether each submission's id was known, for a batch in order, adding
-    /// the ids of valid submissions: `fresh[i]` is what `insert` (for a
-    /// valid submission, negated) or `contains` (for an invalid one with an
-    /// id) would have answered one submission at a time. The probes run in
-    /// one tight loop, so the CPU overlaps their cache misses, and the new
-    /// keys are appended to the ordered list once per batch: an append per
-    /// key costs an atomic uniqueness check, which waits for the set's
-    /// outstanding stores.
+    /// the ids of valid submissions: the answer for a valid submission is
+    /// what `insert` would have answered one submission at a time, negated,
+    /// and for an invalid one with an id what `contains` would have. The
+    /// probes run in one tight loop, so the CPU overlaps their cache
+    /// misses, and the new keys are appended to the ordered list once per
+    /// batch: an append per key costs an atomic uniqueness check, which
+    /// waits for the set's outstanding stores.
     fn known_in_order(&mut self, submissions: &[(bool, Option<u128>)]) -> Vec<bool> {
         let shards = &mut self.shards;
         assert!(!shards.is_empty(), "{NO_LOOKUP_SET}");
