@@ -39,11 +39,12 @@ pub struct Boards {
 struct Deferred {
     on: bool,
     at: FastMap<(usize, i64, u32), usize>,
-    updates: Vec<DeferredUpdate>,
+    updates: Vec<RowUpdate>,
 }
 
+/// Points added to a player's row on one board, reached at `seq`.
 #[derive(Clone, Copy, Debug)]
-struct DeferredUpdate {
+struct RowUpdate {
     leaderboard: usize,
     bucket: i64,
     player: u32,
@@ -109,12 +110,21 @@ impl Boards {
     pub fn flush(&mut self) {
         self.deferred.on = false;
         self.deferred.at.clear();
-        for update in self.deferred.updates.drain(..) {
-            let board = self.boards[update.leaderboard]
-                .entry(update.bucket)
-                .or_default();
-            Arc::make_mut(board).add(update.player, update.points, update.seq);
+        // Taken out and put back, so the list keeps its room for the next batch.
+        let mut updates = std::mem::take(&mut self.deferred.updates);
+        for update in updates.drain(..) {
+            self.apply(update);
         }
+        self.deferred.updates = updates;
+    }
+
+    /// Moves a player's row on one board (copying the board first if a
+    /// snapshot copy shares it).
+    fn apply(&mut self, update: RowUpdate) {
+        let board = self.boards[update.leaderboard]
+            .entry(update.bucket)
+            .or_default();
+        Arc::make_mut(board).add(update.player, update.points, update.seq);
     }
 
     /// Whether no update is held back.
@@ -122,7 +132,7 @@ impl Boards {
         self.deferred.updates.is_empty()
     }
 
-    fn hold(&mut self, update: DeferredUpdate) {
+    fn hold(&mut self, update: RowUpdate) {
         let key = (update.leaderboard, update.bucket, update.player);
         match self.deferred.at.get(&key) {
             Some(&at) => {
@@ -221,21 +231,17 @@ impl Boards {
                 continue;
             }
             let player = *id.get_or_insert_with(|| self.intern_keyed(&grant.player, player_key));
-            let bucket = bucket_of(board.period, grant.ts);
+            let update = RowUpdate {
+                leaderboard: index,
+                bucket: bucket_of(board.period, grant.ts),
+                player,
+                points: grant.points,
+                seq: grant.seq,
+            };
             if self.deferred.on {
-                self.hold(DeferredUpdate {
-                    leaderboard: index,
-                    bucket,
-                    player,
-                    points: grant.points,
-                    seq: grant.seq,
-                });
+                self.hold(update);
             } else {
-                Arc::make_mut(self.boards[index].entry(bucket).or_default()).add(
-                    player,
-                    grant.points,
-                    grant.seq,
-                );
+                self.apply(update);
             }
         }
     }
@@ -251,12 +257,13 @@ impl Boards {
             return;
         }
         let player = self.intern(&grant.player);
-        let bucket = bucket_of(period, grant.ts);
-        Arc::make_mut(self.boards[index].entry(bucket).or_default()).add(
+        self.apply(RowUpdate {
+            leaderboard: index,
+            bucket: bucket_of(period, grant.ts),
             player,
-            grant.points,
-            grant.seq,
-        );
+            points: grant.points,
+            seq: grant.seq,
+        });
     }
 
     pub fn board(&self, leaderboard: usize, bucket: i64) -> Option<&Board> {

@@ -21,8 +21,14 @@ use xxhash_rust::xxh3::xxh3_64;
 /// The stable partition of a player: xxh3 of the name, never std's hasher,
 /// so the mapping is the same on every machine and version.
 pub fn partition_of(player: &str, partitions: usize) -> usize {
+    partition_of_spread(xxh3_64(player.as_bytes()), partitions)
+}
+
+/// The partition of a name's xxh3 hash: the one formula behind
+/// [`partition_of`] and [`PlayerHashes::partition`].
+fn partition_of_spread(spread: u64, partitions: usize) -> usize {
     debug_assert!(partitions > 0);
-    (xxh3_64(player.as_bytes()) % partitions as u64) as usize
+    (spread % partitions as u64) as usize
 }
 
 /// The two hashes of a player's name the engine finds the player by: the
@@ -47,8 +53,7 @@ impl PlayerHashes {
 
     /// The player's partition among `partitions` ([`partition_of`]).
     pub fn partition(self, partitions: usize) -> usize {
-        debug_assert!(partitions > 0);
-        (self.spread % partitions as u64) as usize
+        partition_of_spread(self.spread, partitions)
     }
 
     /// The player's [`id_key`].
@@ -135,7 +140,6 @@ impl Engine {
         self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
         self.views.record(&self.plan.config, event);
         let p = player.partition(self.partitions.len());
-        debug_assert_eq!(p, self.partition_of(&event.player));
         self.effects.clear();
         let pid = self.partitions[p].apply_event_keyed(
             &self.plan,
@@ -439,45 +443,56 @@ impl Dedup {
 
     /// Adds a key; false (and no change) when it was there.
     pub fn insert(&mut self, key: u128) -> bool {
-        let added = self
-            .shards
-            .get_mut(Dedup::shard_index(key))
-            .expect(NO_LOOKUP_SET)
-            .insert(key);
-        if added {
-            self.keys.push(key);
-        }
-        added
+        !self.admit(true, Some(key))
     }
 
-    /// Whether each submission's id was known, for a batch in order, adding
-    /// the ids of valid submissions: the answer for a valid submission is
-    /// what `insert` would have answered one submission at a time, negated,
-    /// and for an invalid one with an id what `contains` would have. The
-    /// probes run in one tight loop, so the CPU overlaps their cache
-    /// misses, and the new keys are appended to the ordered list once per
-    /// batch: an append per key costs an atomic uniqueness check, which
-    /// waits for the set's outstanding stores.
+    /// [`Dedup::probe`], appending a new key to the ordered list at once.
+    fn admit(&mut self, valid: bool, key: Option<u128>) -> bool {
+        let (known, new) = self.probe(valid, key);
+        if let Some(key) = new {
+            self.keys.push(key);
+        }
+        known
+    }
+
+    /// [`Dedup::admit`] for each submission of a batch, in order: the same
+    /// answers and the same keys in the same order. The probes run in one
+    /// tight loop, so the CPU overlaps their cache misses, and the new keys
+    /// are appended to the ordered list once per batch: an append per key
+    /// costs an atomic uniqueness check, which waits for the set's
+    /// outstanding stores.
     fn known_in_order(&mut self, submissions: &[(bool, Option<u128>)]) -> Vec<bool> {
-        let shards = &mut self.shards;
-        assert!(!shards.is_empty(), "{NO_LOOKUP_SET}");
         let mut added = Vec::with_capacity(submissions.len());
         let known = submissions
             .iter()
-            .map(|&(valid, key)| match key {
-                Some(key) if valid => {
-                    let new = shards[Dedup::shard_index(key)].insert(key);
-                    if new {
-                        added.push(key);
-                    }
-                    !new
-                }
-                Some(key) => shards[Dedup::shard_index(key)].contains(&key),
-                None => false,
+            .map(|&(valid, key)| {
+                let (known, new) = self.probe(valid, key);
+                added.extend(new);
+                known
             })
             .collect();
         self.keys.extend_from_slice(&added);
         known
+    }
+
+    /// Whether one submission's id is known, looking only at the lookup
+    /// set: a valid submission's key goes in (and is returned as new when
+    /// it was not there), an invalid one's is only looked up. Appending a
+    /// new key to the ordered list is the caller's.
+    fn probe(&mut self, valid: bool, key: Option<u128>) -> (bool, Option<u128>) {
+        match key {
+            _ if valid => {
+                let key = key.expect("a parsed event has an id");
+                let new = self
+                    .shards
+                    .get_mut(Dedup::shard_index(key))
+                    .expect(NO_LOOKUP_SET)
+                    .insert(key);
+                (!new, new.then_some(key))
+            }
+            Some(key) => (self.contains(key), None),
+            None => (false, None),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -586,7 +601,6 @@ impl Ingest {
                     submitted_id(parsed).map(id_key),
                     "the submitted id's key"
                 );
-                debug_assert!(parsed.is_err() || key.is_some(), "a parsed event has an id");
                 (parsed.is_ok(), key)
             })
             .collect();
@@ -655,11 +669,7 @@ impl Ingest {
         );
         // A valid event's key is looked up and added in one probe: the
         // usual case, a new id, then costs one hash lookup instead of two.
-        let known = match (&parsed, key) {
-            (Ok(_), key) => !self.seen.insert(key.expect("a parsed event has an id")),
-            (Err(_), Some(key)) => self.seen.contains(key),
-            (Err(_), None) => false,
-        };
+        let known = self.seen.admit(parsed.is_ok(), key);
         self.admit_known(parsed, known, line)
     }
 

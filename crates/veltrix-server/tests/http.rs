@@ -117,6 +117,22 @@ fn login(id: &str, player: &str, ts: &str) -> Value {
     json!({"id": id, "player": player, "type": "login", "ts": ts})
 }
 
+/// Blocks the engine thread inside a read command until the returned
+/// sender sends; returns once the thread is held.
+fn hold_engine_thread(server: &Server) -> std::sync::mpsc::Sender<()> {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    server
+        .handle()
+        .send(veltrix_server::Command::Read(Box::new(move |_| {
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        })))
+        .unwrap();
+    entered_rx.recv().unwrap();
+    release_tx
+}
+
 fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
@@ -531,16 +547,7 @@ async fn a_full_engine_queue_is_429_with_retry_after() {
     let router = server.router();
 
     // Block the engine thread inside a read, then fill the one queue slot.
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    server
-        .handle()
-        .send(veltrix_server::Command::Read(Box::new(move |_| {
-            entered_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        })))
-        .unwrap();
-    entered_rx.recv().unwrap();
+    let release_tx = hold_engine_thread(&server);
     server
         .handle()
         .send(veltrix_server::Command::Read(Box::new(|_| {})))
@@ -852,16 +859,7 @@ async fn metrics_show_queued_events_and_stream_clients() {
     };
 
     // Hold the engine thread inside a read while a request of 3 events waits.
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    server
-        .handle()
-        .send(veltrix_server::Command::Read(Box::new(move |_| {
-            entered_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        })))
-        .unwrap();
-    entered_rx.recv().unwrap();
+    let release_tx = hold_engine_thread(&server);
     let waiting = tokio::spawn({
         let router = router.clone();
         async move {
